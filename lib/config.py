@@ -1,0 +1,126 @@
+"""One configuration object for every knob of the recipe.
+
+Defaults are the 24th-place BirdCLEF 2023 recipe (see shared/birdclef2023.md). Notebooks and
+tests change fields with `Config.from_dict(...)` or `cfg.replace(...)`; nobody copies code to
+change a number. The config is saved as JSON beside every checkpoint and exported model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- audio ---------------------------------------------------------------------------
+    sample_rate: int = 32000
+    clip_seconds: float = 5.0
+    min_tail_seconds: float = 0.5  # a soundscape tail shorter than this gets no window
+
+    # --- log-mel features ----------------------------------------------------------------
+    n_fft: int = 1024
+    win_length: int = 1024
+    hop_length: int = 320
+    f_min: float = 20.0
+    f_max: float = 14000.0
+    n_mels: int = 256
+    top_db: float = 80.0
+
+    # --- model ---------------------------------------------------------------------------
+    backbone: str = "efficientnet_b0"
+    pretrained: bool = True
+    in_channels: int = 1
+    dropout: float = 0.5
+
+    # --- data and folds ------------------------------------------------------------------
+    n_folds: int = 5
+    minor_class_threshold: int = 5  # classes with <= this many recordings train in every fold
+    use_secondary_labels: bool = False
+    secondary_label_weight: float = 0.5
+    cache_dtype: str = "float16"  # decoded-audio cache: float16 or float32
+
+    # --- loss ----------------------------------------------------------------------------
+    label_smoothing: float = 0.1
+    clip_loss_weight: float = 1.0
+    frame_loss_weight: float = 0.5
+
+    # --- optimisation --------------------------------------------------------------------
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    scheduler: str = "cosine"  # cosine annealing, no warm-up
+    min_lr: float = 1e-6
+    epochs: int = 50
+    batch_size: int = 32
+    num_workers: int = 2
+    amp: bool = False  # the recipe trains in fp32
+    seed: int = 42
+    stage: str = "finetune"  # "pretrain" (union of species) or "finetune" (2023 species)
+    folds: tuple[int, ...] = ()  # folds to train; empty means all
+
+    # --- waveform augmentations (probability, range) -------------------------------------
+    mixup_p: float = 0.5
+    mixup_alpha: float = 0.4
+    gaussian_noise_p: float = 0.3
+    gaussian_noise_snr_db: tuple[float, float] = (10.0, 40.0)
+    uniform_noise_p: float = 0.2
+    uniform_noise_snr_db: tuple[float, float] = (10.0, 40.0)
+    pitch_shift_p: float = 0.2
+    pitch_shift_semitones: tuple[float, float] = (-2.0, 2.0)
+    background_noise_p: float = 0.3
+    background_noise_snr_db: tuple[float, float] = (3.0, 30.0)
+
+    # --- spectrogram augmentation (SpecAugment) ------------------------------------------
+    specaug_p: float = 0.5
+    time_mask_max: int = 40  # frames
+    time_masks: int = 2
+    freq_mask_max: int = 24  # mel bins
+    freq_masks: int = 2
+
+    # --- inference -----------------------------------------------------------------------
+    infer_processes: int = 4
+    infer_threads: int = 1  # onnxruntime intra-op threads per process
+    infer_batch_size: int = 4
+    time_budget_minutes: float = 110.0
+    fallback_probability: float = 0.0
+    max_probability: float = 0.999  # submissions must stay below 1.0
+
+    # ---------------------------------------------------------------------------------------
+    @property
+    def clip_samples(self) -> int:
+        return int(round(self.sample_rate * self.clip_seconds))
+
+    @property
+    def n_frames(self) -> int:
+        """Log-mel frames of one clip (centred STFT)."""
+        return self.clip_samples // self.hop_length + 1
+
+    def replace(self, **changes) -> Config:
+        return Config.from_dict({**self.to_dict(), **changes})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> Config:
+        """Build from a dict, rejecting unknown keys (a typo must not silently do nothing)."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise KeyError(f"unknown config field(s) {unknown}; known fields: {sorted(known)}")
+        converted = {}
+        for name, value in values.items():
+            default = known[name].default
+            # JSON has no tuples: restore them where the default is one.
+            converted[name] = tuple(value) if isinstance(default, tuple) else value
+        return cls(**converted)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        return cls.from_dict(json.loads(Path(path).read_text()))
