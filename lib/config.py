@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +118,21 @@ class Config:
             # JSON has no tuples: restore them where the default is one.
             converted[name] = tuple(value) if isinstance(default, tuple) else value
         return cls(**converted)
+
+    @classmethod
+    def from_env(cls, base: dict | None = None, variable: str = "BIRDCLEF_CONFIG") -> Config:
+        """`base` overridden by the JSON object in environment variable `variable`, if set.
+
+        Lets a user (or the local rehearsal) change a notebook's settings without editing it.
+        """
+        text = os.environ.get(variable, "").strip()
+        try:
+            overrides = json.loads(text) if text else {}
+        except json.JSONDecodeError as err:
+            raise ValueError(f"${variable} is not a JSON object: {err}") from err
+        if not isinstance(overrides, dict):
+            raise ValueError(f"${variable} must be a JSON object, got {type(overrides).__name__}")
+        return cls.from_dict({**(base or {}), **overrides})
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
