@@ -1,0 +1,124 @@
+"""Where a notebook finds its inputs and writes its outputs: the one place Kaggle paths live.
+
+On Kaggle inputs are mounted read-only under `/kaggle/input` and outputs go to
+`/kaggle/working`. Both roots can be moved with environment variables (`KAGGLE_INPUT_DIR`,
+`KAGGLE_WORKING_DIR`) so the same notebooks run on a user's own machine on downloaded data and in
+the local rehearsal. Mount points are looked up, never assumed: newer Kaggle images may mount a
+competition at `<input>/competitions/<slug>` and a dataset at `<input>/datasets/<owner>/<slug>`.
+
+Everything here is a pure function of its arguments and the environment; nothing happens at
+import. A missing input raises FileNotFoundError naming every path tried and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+COMPETITION_SLUG = "birdclef-2023"
+# Dataset slugs shared by build_kernels.py (which writes their metadata) and the notebooks.
+MODELS_DATASET_SLUG = "birdclef-2023-sed-models"
+WHEELS_DATASET_SLUG = "birdclef-2023-onnxruntime-wheels"
+
+_DEFAULT_INPUT = "/kaggle/input"
+_DEFAULT_WORKING = "/kaggle/working"
+_SEARCH_DEPTH = 4  # <input>/datasets/<owner>/<slug>/<sub> is the deepest Kaggle layout known
+
+
+def input_root() -> Path:
+    """Root of the read-only inputs: `$KAGGLE_INPUT_DIR`, else `/kaggle/input`."""
+    return Path(os.environ.get("KAGGLE_INPUT_DIR") or _DEFAULT_INPUT)
+
+
+def working_root() -> Path:
+    """Where outputs go (`submission.csv`, models): `$KAGGLE_WORKING_DIR`, else `/kaggle/working`.
+
+    Not created here (no I/O at import or lookup); the writer creates it.
+    """
+    return Path(os.environ.get("KAGGLE_WORKING_DIR") or _DEFAULT_WORKING)
+
+
+def _resolve_input_root(root: str | Path | None) -> Path:
+    """`root` if given, else the environment's input root (parameters shadow `input_root`)."""
+    return Path(root) if root is not None else input_root()
+
+
+def _input_not_found(what: str, tried: list[Path], fix: str) -> FileNotFoundError:
+    lines = "\n".join(f"  - {path}" for path in tried)
+    return FileNotFoundError(f"{what} not found. Paths tried:\n{lines}\nFix: {fix}")
+
+
+def find_competition(input_root: str | Path | None = None, slug: str = COMPETITION_SLUG) -> Path:
+    """The competition folder: `<input>/<slug>` or `<input>/competitions/<slug>`.
+
+    `input_root` defaults to `input_root()` (the environment); it is a parameter so tests and
+    callers with unusual layouts need not touch the environment.
+    """
+    root = _resolve_input_root(input_root)
+    tried = [root / slug, root / "competitions" / slug]
+    for path in tried:
+        if path.is_dir():
+            return path
+    raise _input_not_found(
+        f"competition data '{slug}'",
+        tried,
+        f"attach the '{slug}' competition to the notebook (Add Input > Competitions), or "
+        f"set KAGGLE_INPUT_DIR to the folder that holds '{slug}/' (now: {root}).",
+    )
+
+
+def _dir_holds(folder: Path, required_file: str | None) -> bool:
+    """Whether `folder` is a directory holding `required_file` (a name or glob pattern)."""
+    if not folder.is_dir():
+        return False
+    return required_file is None or any(folder.glob(required_file))
+
+
+def _search_dataset_dirs(root: Path, required_file: str) -> list[Path]:
+    """Folders under `root` (up to _SEARCH_DEPTH deep) holding `required_file`, sorted."""
+    found: set[Path] = set()
+    for depth in range(1, _SEARCH_DEPTH + 1):
+        pattern = "/".join(["*"] * depth) + "/" + required_file
+        found.update(match.parent for match in root.glob(pattern))
+    return sorted(found)
+
+
+def find_dataset(
+    slug: str, input_root: str | Path | None = None, required_file: str | None = None
+) -> Path:
+    """The folder of an attached dataset.
+
+    Tried in order: `<input>/<slug>`, `<input>/datasets/<owner>/<slug>` (any owner), then, if
+    `required_file` (a file name or glob such as `*.onnx`) is given, any folder under the input
+    root holding it, so a renamed or forked copy of the dataset is still found. A candidate only
+    counts if it holds `required_file`. Several matching folders from the search are ambiguous:
+    that raises instead of silently picking one (wrong models would score, just badly).
+    """
+    root = _resolve_input_root(input_root)
+    direct = root / slug
+    tried = [direct, root / "datasets" / "*" / slug]
+    candidates = [direct, *sorted(root.glob(f"datasets/*/{slug}"))]
+    for path in candidates:
+        if _dir_holds(path, required_file):
+            return path
+    if required_file is not None:
+        tried.append(root / "**" / required_file)
+        found = _search_dataset_dirs(root, required_file)
+        named = [path for path in found if path.name == slug]
+        if len(named) == 1 or len(found) == 1:
+            return (named or found)[0]
+        if found:
+            listing = ", ".join(str(path) for path in found)
+            raise FileNotFoundError(
+                f"dataset '{slug}': no folder of that name, and several folders hold "
+                f"'{required_file}': {listing}. Fix: detach the extra datasets, or attach "
+                f"'{slug}' so it is mounted at {direct}."
+            )
+    wanted = f" holding '{required_file}'" if required_file else ""
+    raise _input_not_found(
+        f"dataset '{slug}'{wanted}",
+        tried,
+        f"attach the '{slug}' dataset to the notebook (Add Input > Datasets; build it with "
+        f"`python build_kernels.py` and `kaggle datasets create -p build/...`), or set "
+        f"KAGGLE_INPUT_DIR to the folder that holds '{slug}/' (now: {root}).",
+    )
