@@ -73,6 +73,7 @@ CONFIG = Config.from_env(
         "label_smoothing": 0.1,
         "amp": False,  # the recipe trains in fp32; True: float16 autocast on GPUs
         "seed": 42,
+        "cache_max_seconds": 0.0,  # decoded seconds kept per recording; e.g. 60 if disk runs short
     }
 )
 PRETRAIN = True  # pre-train first when the older sources are attached

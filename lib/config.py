@@ -42,6 +42,10 @@ class Config:
     use_secondary_labels: bool = False
     secondary_label_weight: float = 0.5
     cache_dtype: str = "float16"  # decoded-audio cache: float16 or float32
+    # Seconds of each recording kept in the cache (crops come from them); 0 keeps everything.
+    # The 2023 audio alone is tens of GB as float16: cap it (e.g. 60) when disk is short,
+    # and for the much larger pre-training sources.
+    cache_max_seconds: float = 0.0
 
     # --- loss ----------------------------------------------------------------------------
     label_smoothing: float = 0.1
@@ -82,9 +86,9 @@ class Config:
     freq_masks: int = 2
 
     # --- inference -----------------------------------------------------------------------
-    infer_processes: int = 4
+    infer_processes: int = 4  # Kaggle's 4 cores; capped at the cores found (lib.guard)
     infer_threads: int = 1  # onnxruntime intra-op threads per process
-    infer_batch_size: int = 4
+    infer_batch_size: int = 1  # windows per onnxruntime call: 1 ran fastest, least memory
     time_budget_minutes: float = 110.0
     fallback_probability: float = 0.0
     max_probability: float = 0.999  # submissions must stay below 1.0

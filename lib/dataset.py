@@ -42,13 +42,20 @@ class AudioCache:
     are written to a temporary name and renamed: a run killed mid-write leaves no half file.
     """
 
-    def __init__(self, cache_dir: str | Path, sample_rate: int = 32000, dtype: str = "float16"):
+    def __init__(
+        self,
+        cache_dir: str | Path,
+        sample_rate: int = 32000,
+        dtype: str = "float16",
+        max_seconds: float = 0.0,
+    ):
         if dtype not in CACHE_DTYPES:
             raise ValueError(f"AudioCache: dtype must be one of {CACHE_DTYPES}, got {dtype!r}")
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.sample_rate = int(sample_rate)
         self.dtype = dtype
+        self.max_samples = int(max_seconds * sample_rate)  # 0: keep whole recordings
         self.decodes = 0  # files decoded by this process (cache misses)
         self._write_warned = False
 
@@ -57,6 +64,8 @@ class AudioCache:
         path = Path(path).absolute()
         stat = os.stat(path)
         text = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{self.sample_rate}|{self.dtype}"
+        if self.max_samples:
+            text += f"|{self.max_samples}"
         key = hashlib.sha1(text.encode()).hexdigest()[:20]
         return self.cache_dir / f"{path.stem}-{key}.npy"
 
@@ -74,6 +83,8 @@ class AudioCache:
         except (FileNotFoundError, ValueError, EOFError):  # missing, or damaged by hand
             pass
         wave = load_audio(path, self.sample_rate).astype(self.dtype)  # (samples,)
+        if self.max_samples:
+            wave = wave[: self.max_samples]
         self.decodes += 1
         tmp = entry.with_name(f".{entry.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.npy")
         try:

@@ -84,6 +84,16 @@ from lib.trainer import (
 )
 
 
+def make_cache(config: Config, cache_dir: str | Path | None = None) -> AudioCache:
+    """The decoded-audio cache for `config` (rate, dtype, seconds kept per recording)."""
+    return AudioCache(
+        cache_dir or default_cache_dir(),
+        config.sample_rate,
+        config.cache_dtype,
+        config.cache_max_seconds,
+    )
+
+
 def default_cache_dir() -> Path:
     """Decoded audio outside the run (not an output); shared by runs, keyed by file and rate."""
     return Path(tempfile.gettempdir()) / "birdclef-audio-cache"
@@ -160,7 +170,7 @@ def train_fold(
         return {**json.loads((fold_dir / "result.json").read_text()), "skipped": True}
     table = with_row_ids(table)
     train_df, valid_df = split_fold(table, fold)
-    cache = AudioCache(cache_dir or default_cache_dir(), config.sample_rate, config.cache_dtype)
+    cache = make_cache(config, cache_dir)
     loaders = fold_loaders(config, train_df, valid_df, classes, cache, noise_files, info)
     device = device_for(info, device)
     t = build_trainer(config, classes, fold, device, info, len(loaders[0]), init_weights)
@@ -289,7 +299,7 @@ def train_folds(
     """
     info, out_dir = dist_info(), Path(out_dir)
     prepare_run_dir(out_dir, config, classes, info)
-    cache = AudioCache(cache_dir or default_cache_dir(), config.sample_rate, config.cache_dtype)
+    cache = make_cache(config, cache_dir)
     table = prepare_folds(drop_unreadable(table, cache, info), config, out_dir, info)
     folds = list(config.folds) or sorted(int(f) for f in table["fold"].unique() if f >= 0)
     if not folds:

@@ -95,6 +95,16 @@ def test_cache_round_trip(tmp_path, dtype, tolerance):
     ).entry(path)
 
 
+def test_cache_keeps_only_the_first_seconds_when_capped(tmp_path):
+    """cache_max_seconds bounds disk use: only the head of a long recording is stored."""
+    path = noise_file(tmp_path / "long.wav", 4.0)
+    capped = AudioCache(tmp_path / "cache", max_seconds=1.5)
+    head = capped.get(path)
+    assert len(head) == int(1.5 * SR)
+    np.testing.assert_allclose(head, load_audio(path)[: len(head)], atol=5e-4)
+    assert len(AudioCache(tmp_path / "cache").get(path)) == 4 * SR  # its own entry, uncapped
+
+
 def test_cache_write_failure_leaves_no_file_and_serves_the_audio(tmp_path, monkeypatch):
     path = noise_file(tmp_path / "a.wav", 1.0)
     cache = AudioCache(tmp_path / "cache")
