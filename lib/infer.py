@@ -1,0 +1,582 @@
+"""Offline inference: test soundscapes -> submission.csv with every fold model, on CPU workers.
+
+Per file, in a worker: decode (lib.guard.decode_soundscape) -> 5-second windows
+(lib.audio.make_windows) -> log-mel once per window (lib.features.LogMel) -> every fold's
+onnxruntime session -> mean of clip probabilities -> finite, clipped to [0, max_probability].
+The parent only schedules: it hands files to workers, lets the DeadlineGuard choose each file's
+fold count, and streams results into the submission in file order.
+
+Start method: FORK. In the built notebook this module is inlined into `__main__`, and a spawned
+worker cannot import functions defined there (the facts sheet: AttributeError then
+BrokenProcessPool). Fork is safe here because the parent holds no onnxruntime session and has
+run no torch op when it forks: sessions and torch's thread settings are created in the worker
+initializer. Elsewhere than Linux (no fork) spawn is used, which needs an importable `lib`.
+
+processes x threads never exceeds the cores (lib.guard.plan_workers); processes == 1 runs in
+this process with no pool at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import os
+import re
+import time
+import warnings
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lib.audio import make_windows
+from lib.config import Config
+from lib.features import LogMel
+from lib.guard import (
+    DeadlineGuard,
+    available_cores,
+    decode_soundscape,
+    expected_ends,
+    plan_workers,
+    silent_windows,
+)
+
+LOG = logging.getLogger("birdclef.infer")
+INPUT_NAME, OUTPUT_NAME = "mel", "probs"  # as lib.export writes them
+MAX_POOL_RESTARTS = 8  # then fallback rows; a file that kills its worker costs 2 restarts
+FLOAT_FORMAT = "%.6g"
+FOLD_RE = re.compile(r"^fold(\d+)\.onnx$")
+
+
+# --- models ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """The models dataset: fold models in fold order, the class list, the feature settings."""
+
+    paths: tuple[Path, ...]
+    classes: tuple[str, ...]
+    config: Config  # the models' own config: log-mel settings must match training
+
+
+def load_bundle(models_dir: str | Path) -> ModelBundle:
+    """Read a folder written by lib.export.export_run (fold<k>.onnx, classes.json, config.json)."""
+    folder = Path(models_dir)
+    folds = {int(m.group(1)): p for p in folder.glob("fold*.onnx") if (m := FOLD_RE.match(p.name))}
+    paths = [folds[k] for k in sorted(folds)]
+    missing = [n for n in ("classes.json", "config.json") if not (folder / n).is_file()]
+    if not paths or missing:
+        raise FileNotFoundError(
+            f"{folder}: not a models folder (fold<k>.onnx: {len(paths)}, missing: {missing}); "
+            "export one with lib.export.export_run"
+        )
+    classes = tuple(json.loads((folder / "classes.json").read_text()))
+    return ModelBundle(tuple(paths), classes, Config.load(folder / "config.json"))
+
+
+def share_arena() -> None:
+    """One CPU memory arena for every session of this process. The fold models run one after
+    another, so their activations need not sit in five arenas: measured here, 5 effnet_b0
+    sessions held 1.3 GB at batch 4 with their own arenas and 0.4 GB sharing one (0.23 GB at
+    batch 1), at the same speed. Registering again in the same process is harmless."""
+    import onnxruntime as ort
+
+    info = ort.OrtMemoryInfo(
+        "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
+    )
+    ort.create_and_register_allocator(info, None)
+
+
+def make_session(path: str | Path, threads: int, shared_arena: bool = True):
+    """An onnxruntime CPU session: full graph optimisation at load (the file was saved at the
+    portable EXTENDED level), `threads` intra-op threads, sequential execution; with
+    `shared_arena`, the process's shared arena (call share_arena() first)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    if shared_arena:
+        options.add_session_config_entry("session.use_env_allocators", "1")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+# --- one file -------------------------------------------------------------------------------
+
+
+@dataclass
+class FileResult:
+    """One soundscape's rows; picklable, so workers return it to the parent."""
+
+    index: int  # position in the sorted file list: the submission's order
+    stem: str
+    ends: np.ndarray  # (n,) int end seconds
+    probs: np.ndarray  # (n, classes) float32, finite, in [0, max_probability]
+    folds: int  # fold models used; 0 = fallback rows
+    warnings: list[str] = field(default_factory=list)
+    decode_s: float = 0.0
+    features_s: float = 0.0
+    model_s: float = 0.0
+
+
+def finalize(probs: np.ndarray, config: Config) -> np.ndarray:
+    """NaN/inf -> fallback, then clip to [0, max_probability] (the metric pads with ones)."""
+    probs = np.nan_to_num(probs, nan=config.fallback_probability, posinf=1.0, neginf=0.0)
+    return np.clip(probs, 0.0, config.max_probability).astype(np.float32)
+
+
+def fallback_result(index: int, path: Path, bundle: ModelBundle, config: Config, why: str):
+    """Fallback rows for a whole file (row count from its header, else 10 minutes)."""
+    ends = expected_ends(path, bundle.config)
+    probs = np.full((len(ends), len(bundle.classes)), config.fallback_probability, np.float32)
+    notes = [f"{path.name}: {why}; fallback rows"]
+    return FileResult(index, path.stem, ends, finalize(probs, config), 0, notes)
+
+
+class Predictor:
+    """One process's models: a session per fold and the log-mel module, created where used."""
+
+    def __init__(self, bundle: ModelBundle, config: Config):
+        self.bundle, self.config = bundle, config
+        share_arena()
+        self.sessions = [make_session(p, config.infer_threads) for p in bundle.paths]
+        self.log_mel = LogMel(bundle.config).eval()
+
+    def predict_windows(self, windows: np.ndarray, folds: int) -> tuple[np.ndarray, float, float]:
+        """(n, samples) -> mean probabilities of the first `folds` models (n, classes),
+        features seconds, model seconds. The log-mel is computed once and fed to every fold."""
+        size = max(1, self.config.infer_batch_size)
+        out = np.zeros((len(windows), len(self.bundle.classes)), np.float32)
+        features_s = model_s = 0.0
+        for start in range(0, len(windows), size):
+            tick = time.perf_counter()
+            with torch.inference_mode():
+                batch = torch.from_numpy(np.ascontiguousarray(windows[start : start + size]))
+                mel = self.log_mel(batch).numpy()  # (b, 1, n_mels, frames)
+            tock = time.perf_counter()
+            for session in self.sessions[:folds]:
+                out[start : start + size] += session.run([OUTPUT_NAME], {INPUT_NAME: mel})[0]
+            features_s += tock - tick
+            model_s += time.perf_counter() - tock
+        return out / max(folds, 1), features_s, model_s
+
+    def predict_file(self, index: int, path: str | Path, folds: int) -> FileResult:
+        """Rows for one soundscape; never raises (a failure gives fallback rows + a warning)."""
+        path = Path(path)
+        try:
+            return self._predict_file(index, path, folds)
+        except Exception as err:  # MemoryError, onnxruntime errors...: the run goes on
+            why = f"prediction failed ({type(err).__name__}: {err})"
+            return fallback_result(index, path, self.bundle, self.config, why)
+
+    def _predict_file(self, index: int, path: Path, folds: int) -> FileResult:
+        feats = self.bundle.config
+        tick = time.perf_counter()
+        decoded = decode_soundscape(path, feats.sample_rate)
+        if decoded.wave is None:
+            result = fallback_result(index, path, self.bundle, self.config, "no audio")
+            result.warnings = decoded.warnings
+            return result
+        windows, ends = make_windows(
+            decoded.wave, feats.sample_rate, feats.clip_seconds, feats.min_tail_seconds
+        )  # (n, samples), (n,)
+        decode_s = time.perf_counter() - tick
+        silent = silent_windows(windows)
+        probs = np.full((len(ends), len(self.bundle.classes)), np.nan, np.float32)
+        sound = np.flatnonzero(~silent)
+        features_s = model_s = 0.0
+        if len(sound):  # (copying the windows only when some are silent)
+            audible = windows[sound] if len(sound) < len(windows) else windows
+            probs[sound], features_s, model_s = self.predict_windows(audible, folds)
+        notes = list(decoded.warnings)
+        if silent.any():
+            notes.append(f"{path.name}: {int(silent.sum())} silent window(s) got fallback rows")
+        bad = int(np.count_nonzero(~np.isfinite(probs[sound])))
+        if bad:
+            notes.append(f"{path.name}: {bad} non-finite model output(s) set to fallback")
+        out = finalize(probs, self.config)
+        return FileResult(index, path.stem, ends, out, folds, notes, decode_s, features_s, model_s)
+
+
+# --- workers --------------------------------------------------------------------------------
+
+# The one piece of process-level state: each worker process's Predictor, made by the pool's
+# initializer (sessions cannot be pickled, and must not be inherited across fork).
+_WORKER: dict = {}
+
+
+def _init_worker(bundle: ModelBundle, config: Config) -> None:
+    torch.set_num_threads(config.infer_threads)  # the log-mel's threads: no oversubscription
+    _WORKER["predictor"] = Predictor(bundle, config)
+
+
+def _work(index: int, path: str, folds: int) -> FileResult:
+    return _WORKER["predictor"].predict_file(index, path, folds)
+
+
+def start_method() -> str:
+    """fork where it exists (see the module docstring: notebooks), else spawn."""
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+class InlineRunner:
+    """processes == 1: files run here, one at a time; no pool, no fork."""
+
+    def __init__(self, bundle: ModelBundle, config: Config):
+        self.workers, self.restarts = 1, 0
+        self.predictor = Predictor(bundle, config)
+
+    def submit(self, index: int, path: Path, folds: int) -> Future:
+        future: Future = Future()
+        future.set_result(self.predictor.predict_file(index, path, folds))
+        return future
+
+    def restart(self) -> None:
+        self.restarts += 1
+
+    def close(self, kill: bool = False) -> None:
+        self.predictor = None
+
+
+class PoolRunner:
+    """A process pool whose workers each hold a Predictor (sessions made in the worker)."""
+
+    def __init__(self, bundle: ModelBundle, config: Config):
+        self.bundle, self.config = bundle, config
+        self.workers, self.restarts = config.infer_processes, 0
+        self.pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context(start_method())
+        return ProcessPoolExecutor(
+            self.workers, context, initializer=_init_worker, initargs=(self.bundle, self.config)
+        )
+
+    def submit(self, index: int, path: Path, folds: int) -> Future:
+        with warnings.catch_warnings():  # the workers fork at the first submit
+            # Python >= 3.12 warns on fork from a threaded process (a Jupyter kernel always is):
+            # the workers only run _work, never code that takes a lock held by those threads.
+            warnings.filterwarnings("ignore", ".*use of fork\\(\\) may lead to deadlocks")
+            return self.pool.submit(_work, index, str(path), folds)
+
+    def restart(self) -> None:
+        self.close(kill=True)
+        self.restarts += 1
+        self.pool = self._start()
+
+    def close(self, kill: bool = False) -> None:
+        """Shut the pool; with `kill`, end its workers now (deadline reached, pool broken)."""
+        if kill and hasattr(self.pool, "kill_workers"):  # Python >= 3.14
+            self.pool.kill_workers()
+        elif kill:  # older: the executor's own process table
+            for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+                if process.is_alive():
+                    process.kill()
+        self.pool.shutdown(wait=not kill, cancel_futures=True)
+
+
+# --- scheduling -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Task:
+    index: int
+    path: Path
+    folds: int = 0
+    cost: float = 0.0  # projected worker-seconds (for the guard's in-flight total)
+    attempts: int = 0  # pool crashes this file was in flight for
+
+
+@dataclass
+class RunStats:
+    """What the run did, for the summary."""
+
+    folds_per_file: dict[int, int] = field(default_factory=dict)  # folds -> files (0: fallback)
+    fallback_files: dict[str, str] = field(default_factory=dict)  # file -> reason
+    warnings: list[str] = field(default_factory=list)
+    windows: int = 0
+    model_windows: int = 0  # windows x folds actually run
+    guard_log: list[str] = field(default_factory=list)
+
+
+class Scheduler:
+    """Feeds files to a runner under the deadline guard. Every file ends as exactly one
+    FileResult passed to `emit` (model rows or fallback rows), whatever the workers do."""
+
+    def __init__(
+        self,
+        paths,
+        runner,
+        guard: DeadlineGuard,
+        bundle: ModelBundle,
+        config: Config,
+        emit,
+        clock=time.time,
+        started_at: float | None = None,
+    ):
+        self.queue = deque(_Task(k, Path(p)) for k, p in enumerate(paths))
+        self.inflight: dict[Future, _Task] = {}
+        self.runner, self.guard, self.bundle, self.config = runner, guard, bundle, config
+        self.emit, self.clock = emit, clock
+        self.started_at = clock() if started_at is None else started_at
+        self.max_inflight = 1 if runner.workers == 1 else 2 * runner.workers
+        self.stats, self.last_folds, self.total = RunStats(), guard.n_folds, len(self.queue)
+
+    def elapsed(self) -> float:
+        return self.clock() - self.started_at
+
+    def run(self) -> RunStats:
+        while self.queue or self.inflight:
+            self._fill()
+            if self.inflight:
+                self._collect()
+        return self.stats
+
+    def _fill(self) -> None:
+        """Submit while there is room; a file that was in flight when the pool died runs alone
+        (so a second crash names it)."""
+        while self.queue and len(self.inflight) < self.max_inflight:
+            task = self.queue[0]
+            suspects = any(t.attempts for t in self.inflight.values())
+            if suspects or (task.attempts and self.inflight):
+                return
+            cost = sum(t.cost for t in self.inflight.values())
+            folds = self.guard.choose_folds(self.elapsed(), len(self.queue), cost)
+            self._log_decision(folds, task)
+            if folds == 0:
+                self._fallback_queue("time budget reached before this file")
+                return
+            self.queue.popleft()
+            task.folds, task.cost = folds, self.guard.file_cost(folds)
+            self.inflight[self.runner.submit(task.index, task.path, folds)] = task
+
+    def _collect(self) -> None:
+        timeout = max(self.guard.budget_s - self.elapsed(), 0.0)
+        done, _ = wait(list(self.inflight), timeout=timeout, return_when=FIRST_COMPLETED)
+        if not done:
+            self._abandon()
+        for future in done:
+            if future in self.inflight:  # a pool crash may have handled it already
+                self._finish(future)
+
+    def _finish(self, future: Future) -> None:
+        task = self.inflight.pop(future)
+        try:
+            result = future.result()
+        except BrokenProcessPool:
+            self._crashed(task)
+            return
+        except Exception as err:  # e.g. a result that failed to pickle
+            result = self._fallback(task, f"worker error ({type(err).__name__}: {err})")
+        self.guard.observe(
+            len(result.ends), result.folds, result.decode_s + result.features_s, result.model_s
+        )
+        self._emit(result)
+
+    def _crashed(self, task: _Task) -> None:
+        """A worker died (segfault, out of memory) and took the pool with it. Every file in
+        flight is a suspect, re-run alone; one that kills a worker alone gets fallback rows."""
+        suspects = sorted([task, *self.inflight.values()], key=lambda t: t.index)
+        self.inflight.clear()
+        for suspect in reversed(suspects):
+            suspect.attempts += 1
+            if suspect.attempts >= 2:
+                self._emit(self._fallback(suspect, "a worker crashed on this file"))
+            else:
+                self.queue.appendleft(suspect)
+        if self.runner.restarts >= MAX_POOL_RESTARTS:
+            self._fallback_queue(f"worker pool failed {MAX_POOL_RESTARTS + 1} times")
+            return
+        LOG.warning("worker pool crashed with %d file(s) in flight; restarting", len(suspects))
+        self.runner.restart()
+
+    def _abandon(self) -> None:
+        """Budget reached with files in flight: end the workers, fallback rows for the rest."""
+        LOG.warning("time budget reached with %d file(s) in flight: stopping", len(self.inflight))
+        self.runner.close(kill=True)
+        for task in sorted(self.inflight.values(), key=lambda t: t.index):
+            self._emit(self._fallback(task, "time budget reached while processing"))
+        self.inflight.clear()
+        self._fallback_queue("time budget reached before this file")
+
+    def _fallback(self, task: _Task, why: str) -> FileResult:
+        return fallback_result(task.index, task.path, self.bundle, self.config, why)
+
+    def _fallback_queue(self, why: str) -> None:
+        while self.queue:
+            self._emit(self._fallback(self.queue.popleft(), why))
+
+    def _emit(self, result: FileResult) -> None:
+        stats = self.stats
+        stats.folds_per_file[result.folds] = stats.folds_per_file.get(result.folds, 0) + 1
+        stats.windows += len(result.ends)
+        stats.model_windows += len(result.ends) * result.folds
+        if result.folds == 0:
+            stats.fallback_files[f"{result.stem}"] = "; ".join(result.warnings)
+        for note in result.warnings:
+            LOG.warning(note)
+        stats.warnings.extend(result.warnings)
+        self.emit(result)
+        done = sum(stats.folds_per_file.values())
+        if done == self.total or done % max(1, self.total // 10) == 0:
+            LOG.info("%d/%d files, %.0f s elapsed", done, self.total, self.elapsed())
+
+    def _log_decision(self, folds: int, task: _Task) -> None:
+        if folds != self.last_folds:
+            note = (
+                f"deadline guard: from {task.path.name} ({self.total - len(self.queue)}/"
+                f"{self.total} done, {self.elapsed() / 60:.1f} of "
+                f"{self.guard.budget_s / 60:.1f} min) files use {folds} fold model(s)"
+            )
+            LOG.warning(note)
+            self.stats.guard_log.append(note)
+            self.last_folds = folds
+
+
+# --- the submission -------------------------------------------------------------------------
+
+
+class SubmissionWriter:
+    """Streams rows to a temp file in file order (results arrive in any order), then renames:
+    no partial file ever sits at the final path, and memory holds only out-of-order results."""
+
+    def __init__(self, path: str | Path, classes):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.classes, self.buffer, self.next, self.rows = list(classes), {}, 0, 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.tmp, "w", newline="")  # noqa: SIM115 (closed in commit/discard)
+        pd.DataFrame(columns=["row_id", *self.classes]).to_csv(self.handle, index=False)
+
+    def add(self, result: FileResult) -> None:
+        self.buffer[result.index] = result
+        while self.next in self.buffer:
+            self._write(self.buffer.pop(self.next))
+            self.next += 1
+
+    def _write(self, result: FileResult) -> None:
+        frame = pd.DataFrame(result.probs, columns=self.classes)
+        frame.insert(0, "row_id", [f"{result.stem}_{int(end)}" for end in result.ends])
+        frame.to_csv(self.handle, header=False, index=False, float_format=FLOAT_FORMAT)
+        self.rows += len(frame)
+
+    def written(self) -> set[int]:
+        return set(range(self.next)) | set(self.buffer)
+
+    def commit(self, files: int) -> Path:
+        if self.next != files or self.buffer:
+            raise RuntimeError(f"submission incomplete: {self.next} of {files} files written")
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        self.handle.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def make_runner(bundle: ModelBundle, config: Config, files: int):
+    """A pool of config.infer_processes workers, or this process when one worker is enough."""
+    if min(config.infer_processes, files) <= 1:
+        return InlineRunner(bundle, config.replace(infer_processes=1))
+    return PoolRunner(bundle, config.replace(infer_processes=min(config.infer_processes, files)))
+
+
+def _rescue(writer: SubmissionWriter, paths, bundle: ModelBundle, config: Config, err) -> None:
+    """Last resort after an unexpected error: fallback rows for every file not yet written."""
+    LOG.error(
+        "inference failed (%s: %s); fallback rows for the files left", type(err).__name__, err
+    )
+    for index, path in enumerate(paths):
+        if index not in writer.written():
+            writer.add(fallback_result(index, Path(path), bundle, config, f"run failed: {err}"))
+
+
+def run_inference(
+    models_dir: str | Path,
+    soundscapes_dir: str | Path,
+    out_path: str | Path,
+    config: Config,
+    *,
+    started_at: float | None = None,
+    pattern: str = "*.ogg",
+    clock=time.time,
+) -> dict:
+    """Predict every `soundscapes_dir/pattern` file with every fold model in `models_dir` and
+    write `out_path` (atomically). `config` gives the infer_* knobs, the time budget and the
+    fallback; features come from the models' own config. `started_at` (a `clock()` value, e.g.
+    lib.guard.budget_started_at()) is when the budget began. Returns the summary."""
+    begun = clock()
+    bundle = load_bundle(models_dir)
+    paths = sorted(Path(soundscapes_dir).glob(pattern))
+    if not paths:
+        LOG.warning("no %s files in %s: the submission has a header only", pattern, soundscapes_dir)
+    config = _fit_cores(config)
+    writer = SubmissionWriter(out_path, bundle.classes)
+    runner, failed = None, False
+    try:
+        runner = make_runner(bundle, config, len(paths))
+        guard = DeadlineGuard(config.time_budget_minutes * 60, len(bundle.paths), runner.workers)
+        start = begun if started_at is None else started_at
+        scheduler = Scheduler(paths, runner, guard, bundle, config, writer.add, clock, start)
+        stats = scheduler.run()
+    except Exception as err:  # a bug must still leave a complete submission
+        failed = True
+        _rescue(writer, paths, bundle, config, err)
+        stats = RunStats(warnings=[f"run failed: {err}"])
+    finally:
+        if runner is not None:
+            runner.close(kill=failed)  # after a failure workers may still be busy: end them
+    writer.commit(len(paths))
+    return _summary(stats, writer, paths, runner, config, clock() - begun)
+
+
+def _fit_cores(config: Config) -> Config:
+    """The config with processes x threads fitted to the cores (logged when reduced)."""
+    processes, threads = plan_workers(config.infer_processes, config.infer_threads)
+    if (processes, threads) != (config.infer_processes, config.infer_threads):
+        LOG.warning(
+            "%d core(s) available: %d process(es) x %d thread(s) instead of %d x %d",
+            available_cores(),
+            processes,
+            threads,
+            config.infer_processes,
+            config.infer_threads,
+        )
+    return config.replace(infer_processes=processes, infer_threads=threads)
+
+
+def _summary(stats: RunStats, writer, paths, runner, config: Config, seconds: float) -> dict:
+    pooled = isinstance(runner, PoolRunner)
+    return {
+        "files": len(paths),
+        "rows": writer.rows,
+        "seconds": round(seconds, 2),
+        "windows": stats.windows,
+        "model_windows": stats.model_windows,
+        "folds_per_file": dict(sorted(stats.folds_per_file.items(), reverse=True)),
+        "fallback_files": stats.fallback_files,
+        "guard": stats.guard_log,
+        "warnings": stats.warnings,
+        "processes": runner.workers if runner is not None else 0,
+        "threads": config.infer_threads,
+        "batch_size": config.infer_batch_size,
+        "start_method": start_method() if pooled else "inline",
+        "pool_restarts": getattr(runner, "restarts", 0),
+        "budget_minutes": config.time_budget_minutes,
+        "submission": str(writer.path),
+    }

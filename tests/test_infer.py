@@ -1,0 +1,476 @@
+"""Offline inference: submission format, bad input, the deadline guard, workers, the notebook."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+from conftest import ROOT, TINY_BACKBONE
+
+import lib.infer
+from lib.audio import load_audio, make_windows
+from lib.config import Config
+from lib.export import export_run
+from lib.guard import (
+    DeadlineGuard,
+    available_cores,
+    budget_started_at,
+    decode_soundscape,
+    ensure_onnxruntime,
+    plan_workers,
+    process_started_at,
+    window_ends,
+)
+from lib.infer import (
+    FileResult,
+    InlineRunner,
+    Scheduler,
+    SubmissionWriter,
+    finalize,
+    load_bundle,
+    run_inference,
+)
+from lib.model import build_model, save_checkpoint
+
+TINY = Config(backbone=TINY_BACKBONE, pretrained=False, n_mels=64)
+CLASSES = ["abethr1", "brodov1", "comfin", "yewgre1"]
+RUN = Config(infer_processes=1, infer_threads=1, infer_batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    """A models dataset of 3 tiny folds, as lib.export.export_run writes it."""
+    root = tmp_path_factory.mktemp("models")
+    for fold in range(3):
+        torch.manual_seed(fold)
+        model = build_model(TINY, len(CLASSES), pretrained=False)
+        save_checkpoint(root / "run" / f"fold{fold}" / "best.pt", model, TINY, CLASSES)
+    export_run(root / "run", root / "models")
+    return root / "models"
+
+
+def tone(seconds: float, rate: int = 32000, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """(samples, channels) float32: a wobbling tone in noise, different per seed."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * rate))) / rate
+    wave = 0.3 * np.sin(2 * np.pi * (1500 + 400 * seed) * t + 3 * np.sin(2 * np.pi * 0.5 * t))
+    wave = wave[:, None] + rng.normal(0, 0.02, (len(t), channels))
+    return wave.astype(np.float32)
+
+
+def write(path: Path, wave: np.ndarray, rate: int = 32000, subtype: str | None = None) -> Path:
+    """Any channels/rate; ogg in 10 s chunks (one long vorbis write crashed libsndfile)."""
+    fmt = {"ogg": ("OGG", "VORBIS"), "wav": ("WAV", subtype or "FLOAT")}[path.suffix[1:]]
+    wave = wave if wave.ndim == 2 else wave[:, None]
+    with sf.SoundFile(str(path), "w", rate, wave.shape[1], fmt[1], format=fmt[0]) as out:
+        for start in range(0, len(wave), 10 * rate):
+            out.write(wave[start : start + 10 * rate])
+    return path
+
+
+def soundscapes(folder: Path, seconds: list[float]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for k, length in enumerate(seconds):
+        write(folder / f"soundscape_{k:02d}.ogg", tone(length, seed=k))
+    return folder
+
+
+def species_values(frame: pd.DataFrame) -> np.ndarray:
+    return frame.drop(columns="row_id").to_numpy(dtype=float)
+
+
+# --- submission ------------------------------------------------------------------------------
+
+
+def test_submission_format_and_row_ids(models, tmp_path):
+    """600 s -> ends 5..600; 598 s -> also 120 rows (last window padded); files in name order."""
+    test = tmp_path / "test_soundscapes"
+    test.mkdir()
+    write(test / "b_600.ogg", tone(600.0, seed=1))
+    write(test / "a_598.ogg", tone(598.0, seed=2))
+    out = tmp_path / "out" / "submission.csv"
+    summary = run_inference(models, test, out, RUN)
+
+    sub = pd.read_csv(out)
+    assert list(sub.columns) == ["row_id", *CLASSES]
+    ends = list(range(5, 605, 5))
+    assert sub.row_id.tolist() == [f"a_598_{e}" for e in ends] + [f"b_600_{e}" for e in ends]
+    values = species_values(sub)
+    assert np.isfinite(values).all() and values.min() >= 0 and values.max() <= RUN.max_probability
+    assert values.std() > 0  # model predictions, not fallback
+    assert sorted(p.name for p in out.parent.iterdir()) == ["submission.csv"]  # temp renamed
+    assert summary["files"] == 2 and summary["rows"] == 240
+    assert summary["folds_per_file"] == {3: 2} and not summary["fallback_files"]
+
+
+def test_no_soundscapes_gives_header_only(models, tmp_path):
+    (tmp_path / "empty").mkdir()
+    summary = run_inference(models, tmp_path / "empty", tmp_path / "s.csv", RUN)
+    assert (tmp_path / "s.csv").read_text().strip() == ",".join(["row_id", *CLASSES])
+    assert summary["rows"] == 0
+
+
+def test_finalize_makes_values_valid():
+    config = Config(fallback_probability=0.01, max_probability=0.999)
+    probs = np.array([[np.nan, np.inf, -np.inf, -0.5, 1.0, 0.3]], np.float32)
+    np.testing.assert_allclose(finalize(probs, config), [[0.01, 0.999, 0, 0, 0.999, 0.3]])
+
+
+def test_writer_orders_results_whatever_the_arrival(tmp_path):
+    results = [
+        FileResult(k, f"s{k}", np.array([5, 10]), np.full((2, 2), k / 10, np.float32), 1)
+        for k in range(5)
+    ]
+    writer = SubmissionWriter(tmp_path / "sub.csv", ["x", "y"])
+    for k in (3, 1, 4, 0, 2):
+        writer.add(results[k])
+    writer.commit(5)
+    rows = pd.read_csv(tmp_path / "sub.csv").row_id.tolist()
+    assert rows == [f"s{k}_{e}" for k in range(5) for e in (5, 10)]
+
+
+def test_window_ends_match_make_windows():
+    config = Config()
+    for seconds in (0.1, 0.4, 3.0, 5.0, 5.3, 5.6, 12.3, 598.0, 600.0, 600.01):
+        samples = int(seconds * config.sample_rate)
+        _, ends = make_windows(np.zeros(samples, np.float32), config.sample_rate)
+        np.testing.assert_array_equal(window_ends(samples, config), ends)
+
+
+# --- bad input -------------------------------------------------------------------------------
+
+
+def bad_inputs(folder: Path) -> dict[str, int]:
+    """Every kind of bad input the issue names -> expected rows."""
+    folder.mkdir()
+    (folder / "empty.ogg").write_bytes(b"")
+    (folder / "garbage.ogg").write_bytes(np.random.default_rng(0).bytes(20000))
+    good = write(folder / "tmp_full.ogg", tone(30.0)).read_bytes()
+    (folder / "tmp_full.ogg").unlink()
+    (folder / "truncated.ogg").write_bytes(good[: len(good) // 2])
+    write(folder / "stereo_44k.ogg", tone(12.0, 44100, channels=2), 44100)
+    write(folder / "rate_48k.ogg", tone(10.0, 48000), 48000)
+    write(folder / "short.ogg", tone(3.0))
+    write(folder / "odd_length.ogg", tone(12.3))
+    write(folder / "silence.ogg", np.zeros((10 * 32000, 1), np.float32))
+    nan = tone(10.0)
+    nan[::1000] = np.nan
+    write(folder / "nan.wav", nan)
+    huge = tone(10.0)
+    huge[5000:6000] = 1e30
+    write(folder / "huge.wav", huge)
+    half = sf.info(str(folder / "truncated.ogg")).duration
+    return {
+        "empty": 120,
+        "garbage": 120,
+        "truncated": len(window_ends(half * 32000, Config())),
+        "stereo_44k": 3,
+        "rate_48k": 2,
+        "short": 1,
+        "odd_length": 3,
+        "silence": 2,
+        "nan": 2,
+        "huge": 2,
+    }
+
+
+def test_bad_input_never_stops_the_run(models, tmp_path):
+    expected = bad_inputs(tmp_path / "test")
+    config = RUN.replace(infer_processes=2, fallback_probability=0.0)
+    summary = run_inference(models, tmp_path / "test", tmp_path / "s.csv", config, pattern="*.*")
+
+    sub = pd.read_csv(tmp_path / "s.csv")
+    stems = sub.row_id.str.rsplit("_", n=1).str[0]
+    assert stems.value_counts().to_dict() == expected
+    values = species_values(sub)
+    assert np.isfinite(values).all() and values.min() >= 0 and values.max() < 1
+    for stem in expected:  # every file named in a warning
+        assert any(note.startswith(f"{stem}.") for note in summary["warnings"]), stem
+    assert set(summary["fallback_files"]) == {"empty", "garbage"}
+    assert (species_values(sub[stems == "silence"]) == 0).all()  # silence -> fallback rows
+    for stem in ("nan", "huge", "stereo_44k", "rate_48k", "short", "truncated"):
+        assert species_values(sub[stems == stem]).std() > 0, stem  # real predictions
+
+
+def test_decode_matches_load_audio_and_reports(tmp_path):
+    path = write(tmp_path / "st.ogg", tone(7.0, 44100, channels=2), 44100)
+    decoded = decode_soundscape(path, 32000)
+    np.testing.assert_array_equal(decoded.wave, load_audio(path, 32000))
+    assert any("2 channels" in n for n in decoded.warnings)
+    assert any("44100 Hz" in n for n in decoded.warnings)
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+
+def test_multiprocessing_equals_single_process(models, tmp_path):
+    test = soundscapes(tmp_path / "test", [20.0, 7.0, 33.0, 12.5, 25.0])
+    one = run_inference(models, test, tmp_path / "one.csv", RUN)
+    two = run_inference(models, test, tmp_path / "two.csv", RUN.replace(infer_processes=2))
+    assert one["start_method"] == "inline" and two["start_method"] == "fork"
+    assert two["processes"] == 2
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+    run_inference(models, test, tmp_path / "b1.csv", RUN.replace(infer_batch_size=1))
+    a, b = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "b1.csv")
+    np.testing.assert_allclose(species_values(a), species_values(b), atol=1e-5)
+
+
+def test_worker_crash_gives_fallback_for_that_file_only(models, tmp_path, monkeypatch):
+    """A file that kills its worker (segfault-like) is isolated; the others are unaffected."""
+    test = soundscapes(tmp_path / "test", [10.0, 10.0, 10.0, 10.0])
+    clean = run_inference(models, test, tmp_path / "clean.csv", RUN)
+    (test / "soundscape_01.ogg").rename(test / "crash.ogg")
+    parent, decode = os.getpid(), lib.infer.decode_soundscape
+
+    def crashing_decode(path, rate):  # inherited by the forked workers
+        if Path(path).name == "crash.ogg" and os.getpid() != parent:
+            os._exit(3)
+        return decode(path, rate)
+
+    monkeypatch.setattr(lib.infer, "decode_soundscape", crashing_decode)
+    summary = run_inference(models, test, tmp_path / "s.csv", RUN.replace(infer_processes=2))
+    sub = pd.read_csv(tmp_path / "s.csv").set_index("row_id")
+    ref = pd.read_csv(tmp_path / "clean.csv").set_index("row_id")
+    assert list(summary["fallback_files"]) == ["crash"]
+    assert "worker crashed" in summary["fallback_files"]["crash"]
+    assert (sub.loc[[f"crash_{e}" for e in (5, 10)]].to_numpy() == 0).all()
+    others = ref.index[~ref.index.str.startswith("soundscape_01")]
+    pd.testing.assert_frame_equal(sub.loc[others], ref.loc[others])
+    assert summary["pool_restarts"] == 2 and clean["rows"] == 8
+
+
+def test_plan_workers_never_oversubscribes():
+    assert plan_workers(4, 1, cores=2) == (2, 1)
+    assert plan_workers(1, 4, cores=2) == (1, 2)
+    assert plan_workers(2, 2, cores=2) == (1, 2)
+    assert plan_workers(4, 1, cores=4) == (4, 1)
+    assert plan_workers(0, 0, cores=4) == (1, 1)
+    assert 1 <= available_cores() <= (os.cpu_count() or 1)
+
+
+# --- deadline guard --------------------------------------------------------------------------
+
+
+def test_guard_policy():
+    guard = DeadlineGuard(budget_s=100.0, n_folds=5, workers=2)
+    assert guard.choose_folds(0.0, 50, 0.0) == 5  # nothing measured yet: all folds
+    guard.observe(windows=10, folds=5, window_s=1.0, fold_s=10.0)  # 0.1 s + 0.2 s per fold
+    assert guard.file_cost(5) == pytest.approx(11.0)
+    assert guard.choose_folds(10.0, 10, 0.0) == 5  # 10 + 10 * 11 / 2 = 65 <= 100
+    assert guard.choose_folds(10.0, 22, 0.0) == 3  # 5, 4 folds -> 131, 109; 3 folds -> 87
+    assert guard.choose_folds(10.0, 100, 0.0) == 1  # nothing fits: one fold while one file fits
+    assert guard.choose_folds(99.0, 100, 0.0) == 0  # 99 + 3 / 2 > 100: fallback from here
+    assert guard.choose_folds(100.0, 1, 0.0) == 0
+    assert guard.decisions == {5: 2, 3: 1, 1: 1, 0: 2}
+
+
+class SimulatedRunner(InlineRunner):
+    """Runs files for real, on a simulated clock: a file 'takes' windows x (0.1 + folds) s."""
+
+    def __init__(self, bundle, config):
+        super().__init__(bundle, config)
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def submit(self, index, path, folds):
+        future = super().submit(index, path, folds)
+        result = future.result()
+        windows = len(result.ends)
+        result.decode_s, result.features_s, result.model_s = 0.1 * windows, 0.0, windows * folds
+        self.now += 0.1 * windows + windows * folds
+        return future
+
+
+def test_guard_tiny_budget_fewer_folds_then_fallback(models, tmp_path):
+    """12 files of 2 windows, 3 folds (6.2 s each), budget 20 s: 3 folds, then 1, then none."""
+    test = soundscapes(tmp_path / "test", [10.0] * 12)
+    bundle = load_bundle(models)
+    runner = SimulatedRunner(bundle, RUN)
+    guard = DeadlineGuard(budget_s=20.0, n_folds=3, workers=1)
+    writer = SubmissionWriter(tmp_path / "s.csv", bundle.classes)
+    paths = sorted(test.glob("*.ogg"))
+    stats = Scheduler(paths, runner, guard, bundle, RUN, writer.add, runner.clock, 0.0).run()
+    writer.commit(len(paths))
+
+    assert stats.folds_per_file == {3: 1, 1: 6, 0: 5}
+    assert len(stats.guard_log) == 2 and "1 fold" in stats.guard_log[0]
+    sub = pd.read_csv(tmp_path / "s.csv")
+    assert len(sub) == 24 and np.isfinite(species_values(sub)).all()
+    assert (species_values(sub.iloc[14:]) == RUN.fallback_probability).all()  # files 7..11
+    assert species_values(sub.iloc[:14]).std() > 0
+
+
+def test_zero_budget_still_writes_complete_submission(models, tmp_path):
+    test = soundscapes(tmp_path / "test", [10.0, 15.0])
+    summary = run_inference(models, test, tmp_path / "s.csv", RUN.replace(time_budget_minutes=0))
+    assert summary["folds_per_file"] == {0: 2} and len(pd.read_csv(tmp_path / "s.csv")) == 5
+    assert "0 fold" in summary["guard"][0]
+
+
+def test_deadline_stops_a_hung_worker(models, tmp_path, monkeypatch):
+    """A file still running at the budget's end is abandoned (workers killed), not waited for."""
+    test = soundscapes(tmp_path / "test", [10.0, 10.0, 10.0])
+    parent, decode = os.getpid(), lib.infer.decode_soundscape
+
+    def slow_decode(path, rate):
+        if Path(path).name == "soundscape_01.ogg" and os.getpid() != parent:
+            time.sleep(120)
+        return decode(path, rate)
+
+    monkeypatch.setattr(lib.infer, "decode_soundscape", slow_decode)
+    config = RUN.replace(infer_processes=2, time_budget_minutes=0.15)  # 9 s
+    tick = time.monotonic()
+    summary = run_inference(models, test, tmp_path / "s.csv", config)
+    assert time.monotonic() - tick < 30
+    assert "time budget reached" in summary["fallback_files"]["soundscape_01"]
+    assert summary["folds_per_file"][3] == 2 and len(pd.read_csv(tmp_path / "s.csv")) == 6
+
+
+def test_unexpected_error_still_writes_complete_submission(models, tmp_path, monkeypatch):
+    test = soundscapes(tmp_path / "test", [10.0, 15.0])
+
+    def broken_run(self):
+        self.emit(self.runner.submit(0, self.queue[0].path, 3).result())  # one file done
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(Scheduler, "run", broken_run)
+    summary = run_inference(models, test, tmp_path / "s.csv", RUN)
+    sub = pd.read_csv(tmp_path / "s.csv")
+    assert len(sub) == 5 and summary["warnings"] == ["run failed: boom"]
+    assert species_values(sub.iloc[:2]).std() > 0  # the finished file kept its predictions
+    assert (species_values(sub.iloc[2:]) == 0).all()  # the rest: fallback rows
+
+
+def test_budget_starts_with_the_kernel_unless_it_is_an_old_session(monkeypatch):
+    assert time.time() - 7 * 24 * 3600 < process_started_at() <= time.time()
+    now = time.time()
+    monkeypatch.setattr("lib.guard.process_started_at", lambda: now - 30)
+    assert budget_started_at() == now - 30  # a fresh kernel: its start counts
+    monkeypatch.setattr("lib.guard.process_started_at", lambda: now - 3 * 3600)
+    assert budget_started_at() >= now  # an interactive session open for hours: from now
+
+
+# --- onnxruntime install ---------------------------------------------------------------------
+
+
+def test_ensure_onnxruntime(tmp_path, monkeypatch):
+    import onnxruntime
+
+    assert ensure_onnxruntime(None) == onnxruntime.__version__  # installed: folder not needed
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # now `import onnxruntime` fails
+    with pytest.raises(RuntimeError, match="attach the onnxruntime wheels dataset"):
+        ensure_onnxruntime(tmp_path / "absent")
+    with pytest.raises(RuntimeError, match="holds no onnxruntime wheel"):
+        ensure_onnxruntime(tmp_path)
+    (tmp_path / "onnxruntime-1.32.0-cp312-cp312-manylinux_2_27_x86_64.whl").touch()
+    (tmp_path / "flatbuffers-25.2.10-py2.py3-none-any.whl").touch()
+    calls = []
+
+    def fake_pip(command, **kwargs):
+        calls.append(command)
+        monkeypatch.setitem(sys.modules, "onnxruntime", onnxruntime)  # "installed"
+        return type("Done", (), {"returncode": 0, "stderr": ""})()
+
+    monkeypatch.setattr("lib.guard.subprocess.run", fake_pip)
+    assert ensure_onnxruntime(tmp_path) == onnxruntime.__version__
+    assert calls[0][1:] == [
+        "-m",
+        "pip",
+        "install",
+        "--no-index",
+        "--no-deps",
+        "--find-links",
+        str(tmp_path),
+        "onnxruntime",
+        "flatbuffers",
+    ]
+
+
+# --- the notebook: library code in __main__, workers forked --------------------------------
+
+
+def inline_modules(names: list[str]) -> list[str]:
+    """Library module sources with their `from lib...` imports removed, one cell each: in the
+    notebook every function lives in __main__, as the real build makes it."""
+    cells = []
+    for name in names:
+        source = (ROOT / "lib" / f"{name}.py").read_text()
+        lines = source.splitlines(keepends=True)
+        for node in reversed(ast.parse(source).body):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lib"):
+                del lines[node.lineno - 1 : node.end_lineno]
+        cells.append("".join(lines))
+    return cells
+
+
+def execute(cells: list[str], cwd: Path, env: dict, timeout: int = 300):
+    """Run code cells in a fresh Jupyter kernel of this Python (nbclient)."""
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+
+    spec_dir = cwd / "kernels" / "test-py"
+    spec_dir.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec_dir / "kernel.json").write_text(
+        json.dumps({"argv": argv, "language": "python", "display_name": "test"})
+    )
+    specs = KernelSpecManager(kernel_dirs=[str(cwd / "kernels")])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    km = KernelManager(kernel_name="test-py", kernel_spec_manager=specs)
+    client = NotebookClient(nb, km=km, timeout=timeout, resources={"metadata": {"path": str(cwd)}})
+    client.execute(env={**os.environ, **env}, cwd=str(cwd))
+    return nb
+
+
+def test_notebook_workers_run_code_defined_in_main(models, tmp_path):
+    """The built notebook's situation: run_inference and its worker function live in
+    __main__ (which a spawned worker cannot import); the forked pool must still run them."""
+    test = soundscapes(tmp_path / "test", [10.0, 20.0, 15.0])
+    run_inference(models, test, tmp_path / "ref.csv", RUN)
+    modules = ["config", "audio", "features", "guard", "infer"]
+    script = f"""
+assert run_inference.__module__ == "__main__" and _work.__module__ == "__main__"
+summary = run_inference({str(models)!r}, {str(test)!r}, {str(tmp_path / "nb.csv")!r},
+                        Config(infer_processes=2, infer_threads=1, infer_batch_size=4))
+assert summary["start_method"] == "fork" and summary["processes"] == 2, summary
+assert summary["folds_per_file"] == {{3: 3}}, summary
+"""
+    execute([*inline_modules(modules), script], tmp_path, {"PYTHONPATH": ""})
+    assert (tmp_path / "nb.csv").read_bytes() == (tmp_path / "ref.csv").read_bytes()
+
+
+def test_built_inference_notebook_runs(models, tmp_path):
+    """kernels/infer.py as build_kernels.py builds it, on a Kaggle-like input layout."""
+    build_kernels = pytest.importorskip("build_kernels")
+    from lib.paths import MODELS_DATASET_SLUG
+
+    inputs = tmp_path / "input"
+    soundscapes(inputs / "birdclef-2023" / "test_soundscapes", [10.0, 12.0, 600.0])
+    (inputs / MODELS_DATASET_SLUG).symlink_to(models)
+    nb = build_kernels.build_notebook(ROOT / "kernels" / "infer.py", ROOT / "lib")
+    cells = [c.source for c in nb.cells if c.cell_type == "code"]
+    assert not any("from lib" in c for c in cells)
+    env = {
+        "KAGGLE_INPUT_DIR": str(inputs),
+        "KAGGLE_WORKING_DIR": str(tmp_path / "working"),
+        "BIRDCLEF_CONFIG": json.dumps({"infer_processes": 2}),
+        "PYTHONPATH": "",
+    }
+    execute(cells, tmp_path, env)
+    sub = pd.read_csv(tmp_path / "working" / "submission.csv")
+    assert len(sub) == 2 + 3 + 120 and list(sub.columns) == ["row_id", *CLASSES]
+    summary = json.loads((tmp_path / "working" / "inference_summary.json").read_text())
+    assert summary["start_method"] == "fork" and summary["folds_per_file"] == {"3": 3}
