@@ -186,9 +186,11 @@ for stage, summary in (("pretrain", PRETRAIN_SUMMARY), ("finetune", FINETUNE_SUM
 
 # %% the export library (inlined here; imports only)
 from lib.export import export_run
+from lib.guard import ensure_onnxruntime
 
 # %% export the fine-tuned folds to ONNX (the models dataset for the inference notebook)
 if FINETUNE_SUMMARY is not None and FINETUNE_SUMMARY["complete"]:
+    print("onnxruntime", ensure_onnxruntime(None, allow_download=True))  # not in Kaggle's image
     EXPORTED = export_run(RUNS / "finetune", WORKING)
     print("exported:", [p.name for p in EXPORTED])
 else:

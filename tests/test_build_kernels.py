@@ -296,7 +296,7 @@ def test_help_documents_every_option(capsys):
     text = capsys.readouterr().out
     for option in ("--kernels-dir", "--lib-dir", "--out", "--owner", "--models-from", "--wheels",
                    "--wheel-cache", "--rehearse", "--workdir", "--rehearse-config",
-                   "--rehearse-spec", "--cell-timeout"):  # fmt: skip
+                   "--rehearse-spec", "--cell-timeout", "--min-score"):  # fmt: skip
         assert option in text
 
 
@@ -681,3 +681,23 @@ def test_projected_minutes(tmp_path):
 def test_kernel_env_strips_the_repository():
     env = bk.kernel_env({"PYTHONPATH": f"{REPO}{os.pathsep}/other"}, REPO, {"A": "1"})
     assert env == {"PYTHONPATH": "/other", "A": "1"}
+
+
+@pytest.mark.skipif(not (REPO / "kernels" / "train.py").is_file(), reason="no kernels/train.py")
+def test_rehearsal_end_to_end_with_the_real_kernels(tmp_path, capsys):
+    """CI's small rehearsal: the real training notebook (2 folds, 1 epoch) feeds the real
+    inference notebook through the models dataset; the submission is checked and scored."""
+    spec = {**SMALL_SPEC, "recordings_per_species": [4, 5], "soundscape_seconds": 15.0}
+    config = {"epochs": 1, "n_folds": 2, "minor_class_threshold": 1, "n_mels": 32}
+    args = args_for(
+        tmp_path, "--workdir", str(tmp_path / "w"), "--owner", "me",
+        "--rehearse-spec", json.dumps(spec), "--rehearse-config", json.dumps(config),
+    )  # fmt: skip
+    report = bk.rehearse(args, bk.build(args))
+    work = tmp_path / "w"
+    models = {p.name for p in (work / "input" / bk.MODELS_DATASET_SLUG).iterdir()}
+    assert {"fold0.onnx", "fold1.onnx", "classes.json", "config.json"} <= models
+    submission = work / "working" / "infer" / "submission.csv"
+    assert submission.is_file() and 0.0 <= report["score"] <= 1.0
+    assert (work / "working" / "train" / "runs" / "finetune" / "summary.json").is_file()
+    assert "padded cmAP" in capsys.readouterr().out

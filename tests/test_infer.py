@@ -388,13 +388,16 @@ def test_ensure_onnxruntime(tmp_path, monkeypatch):
         "-m",
         "pip",
         "install",
-        "--no-index",
         "--no-deps",
+        "--no-index",
         "--find-links",
         str(tmp_path),
         "onnxruntime",
         "flatbuffers",
     ]
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    assert ensure_onnxruntime(None, allow_download=True) == onnxruntime.__version__  # training
+    assert calls[1][-2:] == [f"onnxruntime=={onnxruntime.__version__}", "flatbuffers"]
 
 
 # --- the notebook: library code in __main__, workers forked --------------------------------
