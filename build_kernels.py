@@ -752,6 +752,8 @@ REHEARSAL_TRAIN_CONFIG = {
     "time_mask_max": 20,
     "background_noise_p": 0.0,  # the synthetic competition ships no noise recordings
     "num_workers": 0,
+    # Measured on the soundscapes, same 5 folds: frame_max 0.923, mean 0.899, clip 0.870.
+    "window_output": "frame_max",
 }
 # Four 60 s soundscapes (48 scored windows); no pre-training sources, so the training notebook
 # goes straight to the 5-fold fine-tune (pre-training is covered by tests/test_train.py).

@@ -35,6 +35,9 @@ class Config:
     pretrained: bool = True
     in_channels: int = 1
     dropout: float = 0.5
+    # Which output scores a 5-second window (validation and the exported graph): "clip",
+    # "frame_max" or "mean" (lib.model.window_probabilities).
+    window_output: str = "clip"
 
     # --- data and folds ------------------------------------------------------------------
     n_folds: int = 5

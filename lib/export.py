@@ -32,11 +32,11 @@ from torch import nn
 
 from lib.config import Config
 from lib.features import LogMel
-from lib.model import model_from_checkpoint
+from lib.model import model_from_checkpoint, window_probabilities
 
 OPSET = 17
 INPUT_NAME = "mel"  # (batch, 1, n_mels, frames) float32, normalised log-mel
-OUTPUT_NAME = "probs"  # (batch, classes) float32, sigmoid of the clip-wise logits
+OUTPUT_NAME = "probs"  # (batch, classes) float32, lib.model.window_probabilities
 PARITY_TOLERANCE = 1e-4
 FOLD_FILE_RE = re.compile(r"^fold(\d+)\.onnx$")
 
@@ -46,14 +46,16 @@ class ExportError(RuntimeError):
 
 
 class ClipProbabilities(nn.Module):
-    """The SED model reduced to what inference needs: clip-wise probabilities."""
+    """The SED model reduced to what inference needs: one probability per class and window,
+    chosen by `config.window_output` (clip-wise by default)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, output: str = "clip"):
         super().__init__()
         self.model = model
+        self.output = output
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.model(mel).clip_logits)  # (batch, classes)
+        return window_probabilities(self.model(mel), self.output)  # (batch, classes)
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ def export_onnx(
     model, config, classes = _resolve(checkpoint_or_model, config, classes)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    module = ClipProbabilities(model).eval()
+    module = ClipProbabilities(model, config.window_output).eval()
     windows = probe_windows(config) if sample_windows is None else np.asarray(sample_windows)
     with torch.inference_mode():
         mel = LogMel(config)(torch.from_numpy(windows.astype(np.float32))).numpy()

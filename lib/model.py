@@ -27,6 +27,26 @@ class SEDOutput(NamedTuple):
     frame_logits: torch.Tensor  # (batch, frames', classes)
 
 
+WINDOW_OUTPUTS = ("clip", "frame_max", "mean")
+
+
+def window_probabilities(output: SEDOutput, how: str = "clip") -> torch.Tensor:
+    """One probability per class for the whole input window, (batch, classes).
+
+    "clip": sigmoid of the attention-pooled clip logits; "frame_max": the loudest frame's
+    sigmoid (what the 0.5 x BCE(max over frames) term trains); "mean": their average.
+    """
+    clip = torch.sigmoid(output.clip_logits)
+    if how == "clip":
+        return clip
+    frame_max = torch.sigmoid(output.frame_logits).amax(dim=1)  # (B, T', C) -> (B, C)
+    if how == "frame_max":
+        return frame_max
+    if how == "mean":
+        return 0.5 * (clip + frame_max)
+    raise ValueError(f"window_output must be one of {WINDOW_OUTPUTS}, got {how!r}")
+
+
 class AttentionHead(nn.Module):
     """Per-class attention pooling over time (PANNs' AttBlock, logits kept for the loss)."""
 

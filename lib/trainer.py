@@ -36,7 +36,7 @@ from lib.distributed import DistInfo, broadcast_buffers, gather_objects, sum_acr
 from lib.features import LogMel
 from lib.losses import SEDLoss
 from lib.metric import padded_cmap
-from lib.model import build_model, load_checkpoint, load_weights, unwrap
+from lib.model import build_model, load_checkpoint, load_weights, unwrap, window_probabilities
 from lib.run_dir import atomic_write, with_row_ids
 
 
@@ -198,6 +198,7 @@ def predict_clips(
     device: torch.device,
     amp: bool = False,
     desc: str | None = None,
+    output: str = "clip",
 ) -> tuple[np.ndarray, float]:
     """Clip-wise probabilities (n, classes) of the loader's clips and their summed loss.
 
@@ -212,7 +213,7 @@ def predict_clips(
             out = model(mel)
         out = type(out)(*(x.float() for x in out))
         loss_sum += float(criterion(out, targets.to(device))) * len(waves)
-        probs.append(torch.sigmoid(out.clip_logits).cpu().numpy())  # (B, classes)
+        probs.append(window_probabilities(out, output).cpu().numpy())  # (B, classes)
     empty = np.zeros((0, _num_classes(model)), dtype=np.float32)
     return (np.concatenate(probs) if probs else empty), loss_sum
 
@@ -235,7 +236,10 @@ def validate(t: FoldTrainer, loader: DataLoader, valid_ds: ClipDataset, row_ids)
     """(padded cmAP, mean loss, probabilities (n_valid, classes)), identical on every rank."""
     broadcast_buffers(unwrap(t.model), t.info)  # rank 0's batch-norm statistics: the saved ones
     desc = f"fold {t.fold} valid" if t.info.is_main else None
-    part = predict_clips(unwrap(t.model), loader, t.features, t.criterion, t.device, t.amp, desc)
+    part = predict_clips(
+        unwrap(t.model), loader, t.features, t.criterion, t.device, t.amp, desc,
+        t.config.window_output,
+    )  # fmt: skip
     shards = gather_objects(part, t.info)
     probs = np.zeros((len(valid_ds), len(t.classes)), dtype=np.float32)
     for rank, (part, _) in enumerate(shards):
@@ -259,7 +263,9 @@ def evaluate_model(
     loader = make_loader(dataset, config, shuffle=False)
     model = unwrap(model).to(device)
     features, criterion = LogMel(config).to(device), SEDLoss(config)
-    probs, _ = predict_clips(model, loader, features, criterion, device)
+    probs, _ = predict_clips(
+        model, loader, features, criterion, device, output=config.window_output
+    )
     row_ids = with_row_ids(table)["row_id"].tolist()
     return score_clips(row_ids, dataset.targets, probs, classes), probs
 

@@ -79,3 +79,18 @@ def test_unreadable_checkpoint_names_file(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(RuntimeError, match="bad.pt"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_window_probabilities_choices():
+    from lib.model import SEDOutput, window_probabilities
+
+    clip = torch.tensor([[0.0, 2.0]])
+    frames = torch.tensor([[[1.0, -1.0], [3.0, 0.0]]])  # (1, 2 frames, 2 classes)
+    out = SEDOutput(clip, frames)
+    torch.testing.assert_close(window_probabilities(out, "clip"), torch.sigmoid(clip))
+    frame_max = torch.sigmoid(torch.tensor([[3.0, 0.0]]))
+    torch.testing.assert_close(window_probabilities(out, "frame_max"), frame_max)
+    mean = 0.5 * (torch.sigmoid(clip) + frame_max)
+    torch.testing.assert_close(window_probabilities(out, "mean"), mean)
+    with pytest.raises(ValueError, match="window_output"):
+        window_probabilities(out, "median")
