@@ -12,7 +12,7 @@ beside another's), interleaved over rounds; medians reported, best rounds too (t
 shared). Also measured: processes x threads x batch for (c), the log-mel inside vs outside the
 graph, and OpenVINO fp32 when it is installed. Rates are model-windows per second (one window
 through one fold model). The last line reads `end-to-end vs eager: <ratio>x` (medians).
-Figures go into benchmarks/RESULTS_infer.md.
+Figures go into benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ PyTorch eager; onnxruntime with graph optimisations runs them several times fast
 What is exported: normalised log-mel (batch, 1, n_mels, frames) -> clip probabilities
 (batch, classes), sigmoid inside the graph. The log-mel stays OUTSIDE the graph: it is computed
 once per window by the one LogMel implementation and shared by all fold models (measured in
-benchmarks/bench_infer.py: a mel inside each graph is paid once per fold, see RESULTS_infer.md).
+benchmarks/bench_infer.py: a mel inside each graph is paid once per fold, see benchmarks/RESULTS.md).
 
 Steps of `export_onnx`: TorchScript-based exporter (dynamo=False, opset 17, dynamic batch) ->
 `onnx.checker` -> onnxruntime offline optimisation saved at ORT_ENABLE_EXTENDED (portable: the
