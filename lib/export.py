@@ -3,10 +3,11 @@
 Why ONNX: on Kaggle's 4 CPUs the recipe's five effnet_b0 folds do not fit in 2 hours under
 PyTorch eager; onnxruntime with graph optimisations runs them several times faster.
 
-What is exported: normalised log-mel (batch, 1, n_mels, frames) -> clip probabilities
-(batch, classes), sigmoid inside the graph. The log-mel stays OUTSIDE the graph: it is computed
-once per window by the one LogMel implementation and shared by all fold models (measured in
-benchmarks/bench_infer.py: a mel inside each graph is paid once per fold, see benchmarks/RESULTS.md).
+What is exported: normalised log-mel (batch, 1, n_mels, frames) -> window probabilities
+(batch, classes; `config.window_output`), sigmoid inside the graph. The log-mel stays OUTSIDE
+the graph: it is computed once per window by the one LogMel implementation and shared by all
+fold models (benchmarks/bench_infer.py: a mel inside each graph is paid once per fold, 1.3x
+slower for 5 folds; see benchmarks/RESULTS.md).
 
 Steps of `export_onnx`: TorchScript-based exporter (dynamo=False, opset 17, dynamic batch) ->
 `onnx.checker` -> onnxruntime offline optimisation saved at ORT_ENABLE_EXTENDED (portable: the
