@@ -957,8 +957,9 @@ def rehearse(args, folders: dict[str, Path]) -> dict:
     print(
         f"rehearsal: padded cmAP {score:.4f} on {len(submission)} windows | train {train_s:.0f} s"
         f" | infer {infer_s:.0f} s | projected hidden test ({HIDDEN_TEST_WINDOWS} windows) "
-        f"{minutes:.1f} min here ({os.cpu_count()} cores; Kaggle: 4 cores, "
-        f"{KAGGLE_LIMIT_MINUTES} min limit)"
+        f"{minutes:.1f} min here with this rehearsal's {Config.from_dict(train_config).backbone}"
+        f" folds ({os.cpu_count()} cores; Kaggle: 4 cores, {KAGGLE_LIMIT_MINUTES} min limit; "
+        "the recipe's efficientnet_b0: see benchmarks/RESULTS.md)"
     )
     return report
 
