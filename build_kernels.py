@@ -72,6 +72,7 @@ class KernelSpec:
     datasets: tuple[str, ...] = ()  # keys of DATASETS (the owner's datasets it reads)
     competitions: tuple[str, ...] = (COMPETITION_SLUG,)
     kernels: tuple[str, ...] = ()  # slugs of the owner's kernels whose output it reads
+    public_datasets: tuple[str, ...] = ()  # other owners' datasets, "owner/slug"
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,19 @@ class DatasetSpec:
 
 # The one table of per-kernel settings. A code-competition submission must run offline.
 KERNELS: dict[str, KernelSpec] = {
-    "train": KernelSpec("birdclef-2023-sed-train", "BirdCLEF 2023 SED Train", True, True),
+    # The recipe pre-trains on the 2020-2022 competitions and Xeno-canto extended (optional in
+    # the notebook; attaching past competitions needs their rules accepted on Kaggle).
+    "train": KernelSpec(
+        "birdclef-2023-sed-train",
+        "BirdCLEF 2023 SED Train",
+        enable_gpu=True,
+        enable_internet=True,
+        competitions=(COMPETITION_SLUG, "birdsong-recognition", "birdclef-2021", "birdclef-2022"),
+        public_datasets=(
+            "rohanrao/xeno-canto-bird-recordings-extended-a-m",
+            "rohanrao/xeno-canto-bird-recordings-extended-n-z",
+        ),
+    ),
     "infer": KernelSpec(
         "birdclef-2023-sed-infer",
         "BirdCLEF 2023 SED Infer",
@@ -466,7 +479,8 @@ def kernel_metadata(name: str, spec: KernelSpec, owner: str) -> dict:
         "enable_gpu": spec.enable_gpu,
         "enable_tpu": False,
         "enable_internet": spec.enable_internet,
-        "dataset_sources": [f"{owner}/{DATASETS[key].slug}" for key in spec.datasets],
+        "dataset_sources": [f"{owner}/{DATASETS[key].slug}" for key in spec.datasets]
+        + list(spec.public_datasets),
         "competition_sources": list(spec.competitions),
         "kernel_sources": [f"{owner}/{slug}" for slug in spec.kernels],
         "model_sources": [],

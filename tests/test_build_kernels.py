@@ -206,7 +206,7 @@ def test_kernel_metadata_per_kernel(tmp_path):
         assert (out / name / meta["code_file"]).is_file()
         assert meta["language"] == "python" and meta["kernel_type"] == "notebook"
         assert meta["is_private"] is True
-        assert meta["competition_sources"] == ["birdclef-2023"]
+        assert meta["competition_sources"][0] == "birdclef-2023"
         nbformat.validate(read_nb(out / name / meta["code_file"]))
     train = json.loads((out / "train" / "kernel-metadata.json").read_text())
     infer = json.loads((out / "infer" / "kernel-metadata.json").read_text())
@@ -215,6 +215,12 @@ def test_kernel_metadata_per_kernel(tmp_path):
     assert sorted(infer["dataset_sources"]) == sorted(
         [f"someone/{bk.MODELS_DATASET_SLUG}", f"someone/{bk.WHEELS_DATASET_SLUG}"]
     )
+    assert infer["competition_sources"] == ["birdclef-2023"]  # scoring attaches only that
+    # training also reads the recipe's pre-training sources (optional inside the notebook)
+    assert set(train["competition_sources"]) == {
+        "birdclef-2023", "birdsong-recognition", "birdclef-2021", "birdclef-2022"
+    }  # fmt: skip
+    assert all(d.startswith("rohanrao/xeno-canto") for d in train["dataset_sources"])
 
 
 def test_dataset_folders_and_metadata(tmp_path):
