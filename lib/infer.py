@@ -2,7 +2,8 @@
 
 Per file, in a worker: decode (lib.guard.decode_soundscape) -> 5-second windows
 (lib.audio.make_windows) -> log-mel once per window (lib.features.LogMel) -> every fold's
-onnxruntime session -> mean of clip probabilities -> finite, clipped to [0, max_probability].
+onnxruntime session -> mean of the folds' window probabilities -> finite, clipped to
+[0, max_probability].
 The parent only schedules: it hands files to workers, lets the DeadlineGuard choose each file's
 fold count, and streams results into the submission in file order.
 
