@@ -88,14 +88,3 @@ class LogMel(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         db = self.power_db(wave)
         return ((db + self.top_db) / self.top_db).unsqueeze(1)  # (batch, 1, n_mels, frames)
-
-
-def log_mel_numpy(windows: np.ndarray, config: Config, batch_size: int = 64) -> np.ndarray:
-    """Convenience for CPU inference: (n, samples) float32 -> (n, 1, n_mels, frames) float32."""
-    module = LogMel(config)
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(windows), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(windows[start : start + batch_size]))
-            out.append(module(batch).numpy())
-    return np.concatenate(out) if out else np.zeros((0, 1, config.n_mels, config.n_frames))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lib.config import Config
-from lib.features import LogMel, log_mel_numpy, mel_filterbank
+from lib.features import LogMel, mel_filterbank
 
 SR = 32000
 
@@ -56,12 +56,3 @@ def test_gain_invariant():
 def test_silence_is_finite():
     out = LogMel(Config())(torch.zeros(1, 5 * SR))
     assert torch.isfinite(out).all()
-
-
-def test_numpy_helper_batches_like_the_module():
-    cfg = Config(n_mels=64)
-    windows = np.stack([clip(i) for i in range(5)])
-    out = log_mel_numpy(windows, cfg, batch_size=2)
-    ref = LogMel(cfg)(torch.from_numpy(windows)).numpy()
-    assert out.shape == (5, 1, 64, 501)
-    np.testing.assert_allclose(out, ref, atol=1e-5)
