@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parent
 if str(REPO) not in sys.path:  # `lib` must import when this file is run from elsewhere
     sys.path.insert(0, str(REPO))
 
+from lib.inlined import lib_cell_header  # noqa: E402
 from lib.paths import (  # noqa: E402  (needs REPO on sys.path when imported from elsewhere)
     COMPETITION_SLUG,
     MODELS_DATASET_SLUG,
@@ -374,7 +375,7 @@ def inline_cell(source: str, lib_dir: Path, done: list[str], cache: dict, where:
     aliases = [line for node in imports for line in _alias_lines(node)]
     parts = [f"from __future__ import {', '.join(dict.fromkeys(futures))}"] if futures else []
     for module in modules:
-        header = f"# ---- {package}/{module.name}.py (inlined by build_kernels.py) ----"
+        header = lib_cell_header(package, module.name)
         parts.append(f"{header}\n{module.code}")
     parts.extend(part for part in ("\n".join(aliases), rest) if part)
     return "\n\n\n".join(parts)

@@ -50,7 +50,7 @@ print(
 )
 
 # %% install onnxruntime (not in Kaggle's image; no internet when scored)
-from lib.guard import ensure_onnxruntime
+from lib.onnxruntime_setup import ensure_onnxruntime
 
 try:
     WHEELS_DIR = find_dataset(WHEELS_DATASET_SLUG, required_file="onnxruntime-*.whl")

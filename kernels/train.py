@@ -186,7 +186,7 @@ for stage, summary in (("pretrain", PRETRAIN_SUMMARY), ("finetune", FINETUNE_SUM
 
 # %% the export library (inlined here; imports only)
 from lib.export import export_run
-from lib.guard import ensure_onnxruntime
+from lib.onnxruntime_setup import ensure_onnxruntime
 
 # %% export the fine-tuned folds to ONNX (the models dataset for the inference notebook)
 if FINETUNE_SUMMARY is not None and FINETUNE_SUMMARY["complete"]:

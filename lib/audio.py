@@ -67,6 +67,23 @@ def crop_or_pad(
     return wave
 
 
+def window_count(
+    n_samples: int,
+    sample_rate: int = 32000,
+    window_seconds: float = 5.0,
+    min_tail_seconds: float = 0.5,
+) -> int:
+    """How many rows (5-second windows) a file of `n_samples` samples gets: the one home of
+    this rule (make_windows, the inference guard's fallback rows, the synthetic generator).
+
+    Full windows, plus one for a tail of at least `min_tail_seconds` (a 600.01 s file must not
+    grow a 121st row), and never fewer than one.
+    """
+    size = int(round(window_seconds * sample_rate))
+    full, tail = divmod(max(int(n_samples), 0), size)
+    return max(full + (1 if tail >= min_tail_seconds * sample_rate else 0), 1)
+
+
 def make_windows(
     wave: np.ndarray,
     sample_rate: int = 32000,
@@ -81,9 +98,7 @@ def make_windows(
     Returns windows (n, window_samples) float32 and end_seconds (n,) int.
     """
     size = int(round(window_seconds * sample_rate))
-    full, tail = divmod(len(wave), size)
-    count = full + (1 if tail >= min_tail_seconds * sample_rate else 0)
-    count = max(count, 1)
+    count = window_count(len(wave), sample_rate, window_seconds, min_tail_seconds)
     padded = np.zeros(count * size, dtype=np.float32)
     used = min(len(wave), count * size)
     padded[:used] = wave[:used]

@@ -28,10 +28,10 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from lib.inlined import LIB_CELL_HEADER_RE
+
 # Set in the processes torchrun starts for us, so a worker never launches torchrun itself.
 DDP_CHILD_ENV = "BIRDCLEF_DDP_CHILD"
-# How build_kernels.py marks each inlined module in a notebook cell.
-_LIB_CELL_HEADER = re.compile(r"^# ---- lib/\w+\.py \(inlined", re.M)
 _FUTURE_LINE = re.compile(r"^from __future__ import [^\n]*\n?", re.M)
 _JUPYTEXT_MARKER = re.compile(r"^# %%", re.M)
 
@@ -219,7 +219,7 @@ def library_cells(namespace: dict) -> list[str]:
     cells = []
     for filename in files:
         text = "".join(linecache.getlines(filename))
-        if not _LIB_CELL_HEADER.search(text):
+        if not LIB_CELL_HEADER_RE.search(text):
             continue
         if _JUPYTEXT_MARKER.search(text):
             raise RuntimeError(

@@ -200,7 +200,7 @@ def _require_onnxruntime() -> None:
     except ImportError as err:
         raise ExportError(
             "export needs onnxruntime (offline graph optimisation and the parity check): "
-            "`pip install onnxruntime` where internet is on, or lib.guard.ensure_onnxruntime("
+            "`pip install onnxruntime` where internet is on, or lib.onnxruntime_setup.ensure_onnxruntime("
             "<wheels folder>) offline"
         ) from err
 

@@ -5,7 +5,6 @@
 - `decode_soundscape`: decoding that never raises; each oddity becomes a warning naming the file.
 - `window_ends`: a file's row ids without decoding it (for files that get fallback rows).
 - `plan_workers`: processes x threads never above the cores this process may use.
-- `ensure_onnxruntime`: the Kaggle image lacks onnxruntime; install it from attached wheels.
 
 Nothing here imports onnxruntime at module level: the notebook inlines this module before its
 install cell runs.
@@ -213,47 +212,3 @@ def plan_workers(processes: int, threads: int, cores: int | None = None) -> tupl
     threads = max(1, min(int(threads), cores))
     processes = max(1, min(int(processes), cores // threads))
     return processes, threads
-
-
-# --- onnxruntime install --------------------------------------------------------------------
-
-
-# The version tested here (requirements.txt pins the same); cp312 manylinux wheels exist.
-ONNXRUNTIME_VERSION = "1.32.0"
-
-
-def ensure_onnxruntime(wheels_dir: str | Path | None, allow_download: bool = False) -> str:
-    """Import onnxruntime, installing it first if missing; its version.
-
-    Kaggle's image has no onnxruntime and the scoring run has no internet: the wheels come from
-    an attached dataset (`wheels_dir`). `allow_download` (the training notebook, internet on)
-    falls back to PyPI. `--no-deps` keeps the image's numpy/protobuf in place.
-    """
-    try:
-        return importlib.import_module("onnxruntime").__version__
-    except ImportError:
-        pass
-    folder = Path(wheels_dir) if wheels_dir is not None else None
-    command = [sys.executable, "-m", "pip", "install", "--no-deps"]
-    if folder is not None and any(folder.glob("onnxruntime-*.whl")):
-        packages = ["onnxruntime"] + (
-            ["flatbuffers"] if any(folder.glob("flatbuffers-*.whl")) else []
-        )
-        command += ["--no-index", "--find-links", str(folder), *packages]
-    elif allow_download:
-        command += [f"onnxruntime=={ONNXRUNTIME_VERSION}", "flatbuffers"]
-    elif folder is None or not folder.is_dir():
-        raise RuntimeError(
-            f"onnxruntime is not installed and the wheels folder {folder} does not exist. Fix: "
-            "attach the onnxruntime wheels dataset (built by build_kernels.py --wheels) to the "
-            "notebook, or pip install onnxruntime where internet is allowed."
-        )
-    else:
-        raise RuntimeError(f"onnxruntime is not installed and {folder} holds no onnxruntime wheel")
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"installing onnxruntime ({' '.join(command[4:])}) failed:\n{done.stderr[-2000:]}"
-        )
-    importlib.invalidate_caches()
-    return importlib.import_module("onnxruntime").__version__

@@ -25,11 +25,11 @@ from lib.guard import (
     available_cores,
     budget_started_at,
     decode_soundscape,
-    ensure_onnxruntime,
     plan_workers,
     process_started_at,
     window_ends,
 )
+from lib.onnxruntime_setup import ensure_onnxruntime
 from lib.infer import (
     FileResult,
     InlineRunner,
