@@ -199,3 +199,5 @@ def test_notebook_installs_onnxruntime_offline_on_kaggle_python(tmp_path):
     host_probs = host.run([OUTPUT_NAME], {INPUT_NAME: mel})[0]
     assert kaggle_probs.shape == (len(mel), len(CLASSES)) and np.isfinite(kaggle_probs).all()
     np.testing.assert_allclose(kaggle_probs, host_probs, atol=1e-4, rtol=0)
+    shutil.rmtree(venv)  # ~130 MB per run otherwise kept by pytest's tmp_path; kept on failure
+    shutil.rmtree(wheels)
