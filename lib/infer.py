@@ -420,7 +420,7 @@ def run_inference(
     """Predict every `soundscapes_dir/pattern` file with every fold model in `models_dir` and
     write `out_path` (atomically). `config` gives the infer_* knobs, the time budget and the
     fallback; features come from the models' own config. `started_at` (a `clock()` value, e.g.
-    lib.guard.budget_started_at()) is when the budget began. Returns the summary."""
+    lib.guard.budget_started_at()) is when the budget began. Returns an InferenceSummary."""
     begun = clock()
     bundle = load_bundle(models_dir)
     paths = sorted(Path(soundscapes_dir).glob(pattern))
