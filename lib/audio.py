@@ -36,23 +36,24 @@ RESAMPLE_MARGIN_SECONDS = 0.02
 
 
 def audio_info(path: str | Path) -> AudioInfo:
-    """Read `path`'s header only (no decoding): ~0.1-0.5 ms per file.
+    """Read `path`'s header only (no decoding): CPU ~0.06 ms per mp3 with a Xing/LAME header,
+    ~0.5 ms per ogg (libsndfile reads the last page for the length).
 
     Raises AudioError naming the file when it is missing, 0 bytes, not audio or unreadable.
-    mp3 lengths come from the header/Xing frame count and can differ from the decoded length
-    by up to one mp3 frame (1152 samples) of encoder padding; crops past the decoded end are
-    zero-padded, so a slightly long header never fails a crop.
+    mp3 lengths come from the Xing/LAME frame count (exact, gapless, in every file measured
+    here, all written by libsndfile/LAME); mp3s without that header were not measured. A header
+    that overstates the length never fails a crop: past the decoded end a crop is zero-padded.
     """
     path = Path(path)
     try:
-        info = sf.info(str(path))
+        with sf.SoundFile(str(path)) as audio:  # sf.info also formats a log: slower
+            frames, rate, channels = max(int(audio.frames), 0), audio.samplerate, audio.channels
     except Exception as err:
         raise AudioError(f"{path}: cannot read the audio header ({err})") from err
-    frames = max(int(info.frames), 0)
     return AudioInfo(
-        seconds=frames / info.samplerate if info.samplerate else 0.0,
-        sample_rate=int(info.samplerate),
-        channels=int(info.channels),
+        seconds=frames / rate if rate else 0.0,
+        sample_rate=int(rate),
+        channels=int(channels),
         frames=frames,
     )
 
