@@ -163,6 +163,12 @@ def _ogg_safe_seek_limit(path: str, total: int) -> int:
     return granules[-3] if len(granules) >= 3 else 0
 
 
+# mpg123 (in libsndfile 1.2.2) garbles up to ~510 samples after a seek in mono MPEG-2 mp3s
+# (11.025-24 kHz; errors up to 0.29, in a third of the seeks at 22.05 kHz); MPEG-1 rates and
+# stereo files seeked exactly. Starting two MPEG-1 frames earlier made every seek exact.
+MP3_SEEK_PREROLL = 2304
+
+
 def _read_span(
     audio: sf.SoundFile, sample_rate: int, offset: float, duration: float | None
 ) -> np.ndarray | None:
@@ -196,6 +202,8 @@ def _read_span(
     if first >= last:
         return out  # the span starts at or past the end of the file
     seek_to = first
+    if audio.format == "MP3":
+        seek_to = max(first - MP3_SEEK_PREROLL, 0)
     if (audio.format, audio.subtype) == ("OGG", "VORBIS"):
         seek_to = min(first, _ogg_safe_seek_limit(audio.name, total))
     audio.seek(seek_to)
