@@ -77,6 +77,7 @@ class Settings:
     crop_samples: int = 1500  # crops timed per codec
     whole_samples: int = 40  # whole-file decodes timed per codec (over the corpus spread)
     reference_repeats: int = 7
+    accuracy_files: int = 8  # files per codec compared crop by crop with a whole decode
 
     @staticmethod
     def quick() -> Settings:
@@ -88,23 +89,24 @@ class Settings:
             crop_samples=60,
             whole_samples=6,
             reference_repeats=3,
+            accuracy_files=2,
         )
 
 
 # --- the corpus ---------------------------------------------------------------------------
 
 
-def pool_durations(count: int, max_seconds: float) -> np.ndarray:
-    """`count` durations at the quantiles of log-normal(median 25 s, sigma 1), clipped to
-    [1 s, max_seconds], always including both extremes."""
+def duration_pool(count: int, max_seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """Durations and their sampling weights: `count` equal-weight quantiles of log-normal
+    (median 25 s, sigma 1) plus the extremes 1 s and `max_seconds` at 0.5 % each."""
     from statistics import NormalDist
 
     quantiles = (np.arange(count) + 0.5) / count
     z = np.array([NormalDist().inv_cdf(q) for q in quantiles])
-    seconds = np.clip(25.0 * np.exp(z), 1.0, max_seconds)
-    if count >= 3:
-        seconds[0], seconds[-1] = 1.0, max_seconds
-    return np.round(seconds, 2)
+    seconds = np.round(np.clip(25.0 * np.exp(z), 1.0, max_seconds), 2)
+    seconds = np.concatenate([[1.0], seconds, [max_seconds]])
+    weights = np.concatenate([[0.005], np.full(count, 0.99 / count), [0.005]])
+    return seconds, weights
 
 
 def synth_wave(seconds: float, sample_rate: int, channels: int, seed: int) -> np.ndarray:
@@ -136,7 +138,7 @@ def encode(path: Path, wave: np.ndarray, codec: Codec) -> None:
 
 def build_corpus(folder: Path, settings: Settings, seed: int = 0) -> pd.DataFrame:
     """The corpus table (path, codec, seconds), generating what `folder` does not hold yet."""
-    manifest = folder / f"manifest-{settings.files}-{settings.pool_per_codec}.csv"
+    manifest = folder / f"manifest-{settings.files}-{settings.pool_per_codec}-{seed}.csv"
     if manifest.exists():
         table = pd.read_csv(manifest)
         if all(Path(p).exists() for p in table.path):
@@ -148,14 +150,16 @@ def build_corpus(folder: Path, settings: Settings, seed: int = 0) -> pd.DataFram
     rows = []
     for codec, count in zip(CODECS, counts, strict=True):
         pool = []
-        for i, seconds in enumerate(pool_durations(settings.pool_per_codec, settings.max_seconds)):
-            path = folder / "pool" / f"{codec.name}-{i:03d}{codec.suffix}"
+        durations, weights = duration_pool(settings.pool_per_codec, settings.max_seconds)
+        for i, seconds in enumerate(durations):
+            path = folder / "pool" / f"{codec.name}-{i:03d}-{seconds:g}s{codec.suffix}"
             if not path.exists():
                 encode(path, synth_wave(seconds, codec.sample_rate, codec.channels, i), codec)
             pool.append((path, seconds))
         for j in range(count):
-            source, seconds = pool[int(rng.integers(len(pool)))]
-            path = folder / "files" / codec.name / f"XC{j:06d}{codec.suffix}"
+            k = int(rng.choice(len(pool), p=weights))
+            source, seconds = pool[k]
+            path = folder / "files" / codec.name / f"XC{j:06d}-{k:03d}{codec.suffix}"
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(source, path)
@@ -214,8 +218,8 @@ class Row:
     figure: str
 
 
-def measure_decoding(table: pd.DataFrame, codec: Codec, settings: Settings, rng) -> list[Row]:
-    """Random 5-s crops vs whole-file decodes over the corpus spread of this codec."""
+def measure_crops(table: pd.DataFrame, codec: Codec, settings: Settings, rng) -> list[Row]:
+    """Random 5-s crops over the corpus spread of this codec (as a training epoch draws them)."""
     files = table[table.codec == codec.name].reset_index(drop=True)
     crops = []
     for _ in range(settings.crop_samples):
@@ -227,22 +231,27 @@ def measure_decoding(table: pd.DataFrame, codec: Codec, settings: Settings, rng)
             ),
             1,
         )
-    wholes = []
-    for i in rng.choice(len(files), size=min(settings.whole_samples, len(files)), replace=False):
-        wholes += timed_ms(lambda i=i: load_audio(files.path[i], SAMPLE_RATE), 1)
-    # mean for whole files: long files dominate the cost, as they would in training
-    whole_cpu = len(wholes) * 1000 / sum(t[1] for t in wholes)
-    whole_wall = len(wholes) * 1000 / sum(t[0] for t in wholes)
     crop_cpu_mean = len(crops) * 1000 / sum(t[1] for t in crops)
     return [
         Row("5-s crop decode, median", codec.name, rates(crops)),
         Row("5-s crop decode, mean", codec.name, f"{crop_cpu_mean:.0f} clips/s per core"),
-        Row(
-            "whole-file decode + crop (corpus spread), mean",
-            codec.name,
-            f"{whole_cpu:.1f} clips/s per core (wall {whole_wall:.1f})",
-        ),
     ]
+
+
+def measure_wholes(table: pd.DataFrame, codec: Codec, settings: Settings, rng) -> Row:
+    """Whole-file decodes (then a crop) over the corpus spread: the mean, since long files
+    dominate the cost, as they would in training."""
+    files = table[table.codec == codec.name].reset_index(drop=True)
+    wholes = []
+    for i in rng.choice(len(files), size=min(settings.whole_samples, len(files)), replace=False):
+        wholes += timed_ms(lambda i=i: load_audio(files.path[i], SAMPLE_RATE), 1)
+    whole_cpu = len(wholes) * 1000 / sum(t[1] for t in wholes)
+    whole_wall = len(wholes) * 1000 / sum(t[0] for t in wholes)
+    return Row(
+        "whole-file decode + crop (corpus spread), mean",
+        codec.name,
+        f"{whole_cpu:.1f} clips/s per core (wall {whole_wall:.1f})",
+    )
 
 
 def measure_reference(folder: Path, codec: Codec, settings: Settings, rng) -> list[Row]:
@@ -270,6 +279,24 @@ def measure_reference(folder: Path, codec: Codec, settings: Settings, rng) -> li
             f"{crop_cpu:.2f} ms CPU = {rates(crop)}, 1/{whole_cpu / crop_cpu:.0f} of whole",
         ),
     ]
+
+
+def measure_accuracy(table: pd.DataFrame, codec: Codec, files: int, rng) -> Row:
+    """Max |crop - whole-file decode sliced| over crops at random offsets and at the very end."""
+    paths = table[table.codec == codec.name].drop_duplicates("seconds").path.to_numpy()
+    worst = 0.0
+    for path in rng.choice(paths, size=min(files, len(paths)), replace=False):
+        whole = load_audio(path, SAMPLE_RATE)
+        seconds = len(whole) / SAMPLE_RATE
+        ends = [max(seconds - d, 0.0) for d in (0.05, 1.0, CLIP_SECONDS)]
+        for offset in list(rng.uniform(0, seconds, size=12)) + ends:
+            crop = load_audio(path, SAMPLE_RATE, offset=offset, duration=CLIP_SECONDS)
+            start = int(round(offset * SAMPLE_RATE))
+            expected = np.zeros_like(crop)
+            part = whole[start : start + len(crop)]
+            expected[: len(part)] = part
+            worst = max(worst, float(np.abs(crop - expected).max()))
+    return Row("max abs(crop - whole decode sliced)", codec.name, f"{worst:.1e}")
 
 
 def measure_index(table: pd.DataFrame, folder: Path) -> list[Row]:
@@ -367,9 +394,22 @@ def run(folder: Path, settings: Settings, seed: int = 0) -> list[Row]:
     rng = np.random.default_rng(seed)
     crop_rates = {}
     for codec in CODECS:
-        decoding = measure_decoding(table, codec, settings, rng)
-        crop_rates[codec.name] = float(decoding[1].figure.split()[0])  # mean: throughput
-        rows += decoding + measure_reference(folder, codec, settings, rng)
+        rows.append(measure_accuracy(table, codec, settings.accuracy_files, rng))
+    memory = peak_memory_mb()  # the accuracy check decoded whole files
+    for codec in CODECS:
+        crops = measure_crops(table, codec, settings, rng)
+        crop_rates[codec.name] = float(crops[1].figure.split()[0])  # mean: throughput
+        rows += crops
+    rows.append(
+        Row(
+            "peak memory after crop decoding",
+            "all",
+            f"{peak_memory_mb():.0f} MiB (before: {memory:.0f})",
+        )
+    )
+    for codec in CODECS:
+        rows.append(measure_wholes(table, codec, settings, rng))
+        rows += measure_reference(folder, codec, settings, rng)
     stages = {
         "fine-tune (2023: ogg)": {"ogg": 1.0},
         "pre-train (2020-2022 + XC)": {"ogg": 77 / 143, "mp3": 66 / 143},
@@ -385,7 +425,7 @@ def run(folder: Path, settings: Settings, seed: int = 0) -> list[Row]:
                 f"{mix_rate(crop_rates, shares):.0f} clips/s per core",
             )
         )
-    rows.append(Row("peak memory after decoding", "all", f"{peak_memory_mb():.0f} MiB"))
+    rows.append(Row("peak memory after whole-file decoding", "all", f"{peak_memory_mb():.0f} MiB"))
     loader = measure_loader(table, settings)
     rows += loader or [
         Row("augmented loader", "all", "not measured (measure_loader not filled in)")
