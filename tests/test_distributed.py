@@ -34,12 +34,10 @@ from lib.train_folds import ddp_main
 def notebook_namespace() -> dict:
     """The library as a notebook built by build_kernels.py holds it: one inlined cell, executed
     in `__main__`, its text in linecache under a cell file name (as IPython does)."""
-    import build_kernels
+    from workbench.inline import inline_cell
 
     lib_dir = Path(train_module.__file__).resolve().parent
-    cell = build_kernels.inline_cell(
-        "from lib.train_folds import launch_ddp\n", lib_dir, [], {}, "test cell"
-    )
+    cell = inline_cell("from lib.train_folds import launch_ddp\n", lib_dir, [], {}, "test cell")
     filename = "/tmp/ipykernel_0/test_train_cell.py"
     linecache.cache[filename] = (len(cell), None, cell.splitlines(keepends=True), filename)
     namespace = {"__name__": "__main__"}

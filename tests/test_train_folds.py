@@ -27,8 +27,8 @@ from lib.fold_trainer import derive_seed, evaluate_model, init_fold_model
 from lib.model import load_checkpoint, model_from_checkpoint
 from lib.run_dir import pretraining_table
 from lib.sources import class_list, make_folds, read_birdclef2023, read_sources, split_fold
-from lib.synthetic import SyntheticSpec, make_competition
 from lib.train_folds import train_fold, train_folds
+from workbench.synthetic import SyntheticSpec, make_competition
 
 SPEC = SyntheticSpec(
     n_species=6,
