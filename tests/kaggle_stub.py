@@ -185,8 +185,22 @@ class KaggleStub:
         return env
 
     # -- helpers for tests -----------------------------------------------------------------
-    def add_dataset(self, ref: str, files: dict[str, bytes] | None = None) -> None:
-        self.datasets[ref] = [DatasetVersion(1, dict(files or {}), 0)]
+    def add_dataset(self, ref: str, files: dict[str, bytes] | None = None, polls: int = 0) -> None:
+        """A dataset as if pushed earlier, still processing for `polls` status polls."""
+        self.datasets[ref] = [DatasetVersion(1, dict(files or {}), polls)]
+
+    def add_kernel_version(
+        self, ref: str, state: str = "COMPLETE", outputs: dict[str, bytes] | None = None,
+        error_log: str | None = None, polls: int = 0,
+    ) -> KernelVersion:  # fmt: skip
+        """A version of notebook `ref` as if pushed (and run to `state`) earlier."""
+        versions = self.kernels.setdefault(ref, [])
+        slug = ref.split("/", 1)[1]
+        outputs = self.kernel_outputs.get(slug, {}) if outputs is None else outputs
+        version = KernelVersion(len(versions) + 1, {"slug": ref}, polls, error_log, dict(outputs))
+        version.state = state
+        versions.append(version)
+        return version
 
     def kernel_request(self, ref: str, version: int = -1) -> dict:
         """The SaveKernel body of a pushed version (default the latest)."""

@@ -10,8 +10,10 @@ one of them raises `KaggleError` here, with Kaggle's message, the cause and the 
 Why a subprocess of `sys.executable -m kaggle` rather than `import kaggle`: it is exactly the
 CLI a user runs (the kaggle pinned in requirements.txt, in this interpreter's environment, never
 a `kaggle` found on PATH), and importing kaggle authenticates and fixes its configuration at
-import time. The one question the CLI cannot answer (a notebook's current version number) is
-asked through the same package's Python API, also in a subprocess (`CURRENT_VERSION_SCRIPT`).
+import time. Read-only questions (is this dataset ready, are these rules accepted, which version
+completed) go to the same package's Python API in one subprocess (`probe`, kaggle_probe.py):
+a notebook's current version number is not printed by any CLI command, and each CLI call pays
+kaggle's import.
 
 Credentials are the CLI's business: this module never reads a key or token except to blank it
 out of every message it prints or raises (`secrets_of`).
@@ -48,6 +50,7 @@ KERNEL_STATUS_RE = re.compile(r'has status "(?:KernelWorkerStatus\.)?([A-Za-z_]+
 FAILURE_RE = re.compile(r'Failure message: "(.*)"', re.S)
 SUBMISSION_REF_RE = re.compile(r"Submission ref: (\d+)")
 FIELD_RE = re.compile(r"^([A-Za-z ]+):\s*(.*)$")
+PROBE = Path(__file__).with_name("kaggle_probe.py")
 _TIMEOUT_S = 600  # one CLI call; uploads of the models dataset are the slowest
 
 
@@ -85,6 +88,20 @@ class Pushed:
 class KernelState:
     state: str  # QUEUED, RUNNING, COMPLETE, ERROR, CANCEL_REQUESTED, CANCEL_ACKNOWLEDGED, ...
     failure: str | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Answers per item: {"ok": value} or {"error": HTTP status, "message": kaggle's message}.
+
+    datasets: status ("ready", ...); competitions: files readable (rules accepted); kernels:
+    the latest run's state; versions: {"current": N, "states": {N: state, ...}}.
+    """
+
+    datasets: dict
+    competitions: dict
+    kernels: dict
+    versions: dict
 
 
 @dataclass(frozen=True)
@@ -258,30 +275,6 @@ def log_tail(log: str, lines: int = 30) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-CURRENT_VERSION_SCRIPT = r"""
-import json, sys
-from requests.exceptions import HTTPError
-from kaggle import api
-from kaggle.api.kaggle_api_extended import format_http_error, print_auth_help
-from kagglesdk.kernels.types.kernels_api_service import ApiGetKernelRequest
-try:
-    if not api._authenticated:
-        api.authenticate()
-    owner, slug = sys.argv[1].split("/")
-    request = ApiGetKernelRequest()
-    request.user_name, request.kernel_slug = owner, slug
-    with api.build_kaggle_client() as kaggle:
-        metadata = kaggle.kernels.kernels_api_client.get_kernel(request).metadata
-except HTTPError as err:
-    if err.response is not None and err.response.status_code == 401:
-        print_auth_help()
-    else:
-        print(format_http_error(err), file=sys.stderr)
-    sys.exit(1)
-print(json.dumps({"current_version_number": metadata.current_version_number}))
-"""
-
-
 class KaggleCli:
     """The pinned CLI: `python -m kaggle` of this interpreter, with the environment given.
 
@@ -388,19 +381,17 @@ class KaggleCli:
         args = ["kernels", "output", ref, "-p", str(dest), "--force", "--quiet"]
         self.run(*args, *(["--file-pattern", pattern] if pattern else []), what=f"output {ref}")
 
-    def kernel_current_version(self, ref: str) -> int:
+    def probe(self, **asked) -> Probe:
+        """Many questions in one process (workbench/kaggle_probe.py): datasets=[ref],
+        competitions=[slug], kernels=[ref], versions=[ref]; see Probe."""
         self.check_version()
-        result = self._exec([self.python, "-c", CURRENT_VERSION_SCRIPT, ref])
+        result = self._exec([self.python, "-P", str(PROBE), json.dumps(asked)])
         if result.code != 0:
-            raise failure(f"kernel {ref}", result)
-        number = json.loads(result.stdout.strip().splitlines()[-1])["current_version_number"]
-        if not number:
-            raise KaggleNotFound(f"kernel {ref}: Kaggle reports no version")
-        return int(number)
-
-    def competition_files(self, slug: str) -> None:
-        """Read one page of a competition's files: fails when its rules are not accepted."""
-        self.run("competitions", "files", slug, "--page-size", "1", what=f"competition {slug}")
+            raise failure("asking Kaggle about " + ", ".join(map(str, asked.values())), result)
+        try:
+            return Probe(**json.loads(result.stdout.strip().splitlines()[-1]))
+        except (ValueError, IndexError, TypeError) as err:
+            raise KaggleError(f"unreadable answer from {PROBE.name}: {_message(result)}") from err
 
     def submit(self, competition: str, ref: str, version: int, file: str, message: str) -> int:
         result = self.run(

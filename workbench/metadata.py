@@ -64,10 +64,11 @@ def kernel_metadata(
     spec: KernelSpec,
     owner: str,
     datasets: dict,
-    options: KernelOptions = KernelOptions(),
+    options: KernelOptions | None = None,
 ) -> dict:
     """kernel-metadata.json for `kaggle kernels push -p build/<name>`; `datasets` is the table
-    the keys in `spec.datasets` refer to."""
+    the keys in `spec.datasets` refer to; `options` the build's choices (default: none)."""
+    options = options or KernelOptions()
     competitions = list(spec.competitions)
     public = list(spec.public_datasets)
     if options.pretrain_sources:

@@ -42,7 +42,7 @@ from workbench.kaggle_cli import (
     redact,
 )
 from workbench.metadata import copy_models, export_folder
-from workbench.owner import OWNER_PLACEHOLDER, resolve_owner
+from workbench.owner import OWNER_PLACEHOLDER, resolve_owner, token_source
 
 KERNEL_METADATA = "kernel-metadata.json"
 DATASET_METADATA = "dataset-metadata.json"
@@ -173,45 +173,47 @@ class Roundtrip:
         return url
 
     def _check_sources(self, meta: dict) -> None:
-        """Wait for the owner's datasets; check the rest once; refuse before pushing."""
-        own = [r for r in meta.get("dataset_sources", []) if r.startswith(self.owner + "/")]
-        others = [r for r in meta.get("dataset_sources", []) if r not in own]
-        problems = []
-        for ref in others:
-            if self.cli.dataset_status(ref) is None:
-                problems.append(dropped_message("dataset sources", ref))
-        for slug in meta.get("competition_sources", []):
-            try:
-                self.cli.competition_files(slug)
-            except KaggleAuthError:
-                raise
-            except KaggleError:
-                problems.append(dropped_message("competition sources", slug))
-        for ref in meta.get("kernel_sources", []):
-            try:
-                self.cli.kernel_status(ref)
-            except KaggleAuthError:
-                raise
-            except KaggleError:
-                problems.append(dropped_message("kernel sources", ref))
-        if own and not problems:
-            self.wait_datasets(own)
+        """Check every input once (one probe), wait for the owner's datasets; refuse to push
+        a notebook that would run without an input."""
+        datasets = list(meta.get("dataset_sources", []))
+        own = [ref for ref in datasets if ref.startswith(self.owner + "/")]
+        asked = self.cli.probe(
+            datasets=datasets,
+            competitions=list(meta.get("competition_sources", [])),
+            kernels=list(meta.get("kernel_sources", [])),
+        )
+        kinds = (("dataset sources", asked.datasets), ("competition sources", asked.competitions),
+                 ("kernel sources", asked.kernels))  # fmt: skip
+        problems = [
+            dropped_message(kind, item) + _said(answer)
+            for kind, answers in kinds
+            for item, answer in answers.items()
+            if "error" in answer and item not in own
+        ]
         if problems:
             raise KaggleError(
                 f"not pushing {meta['id']}: the notebook would run without inputs it needs.\n"
                 "  - " + "\n  - ".join(problems)
             )
+        if own:
+            self.wait_datasets(own, first={ref: asked.datasets[ref] for ref in own})
 
-    def wait_datasets(self, refs: list[str]) -> None:
-        """Poll `datasets status` until every one of `refs` is ready."""
+    def wait_datasets(self, refs: list[str], first: dict | None = None) -> None:
+        """Poll the datasets' status until every one of `refs` is ready."""
         start, names = self.clock(), self._dataset_names()
         while True:
-            states = {ref: self.cli.dataset_status(ref) for ref in refs}
-            for ref, state in states.items():
+            answers = first or self.cli.probe(datasets=refs).datasets
+            first = None
+            states = {}
+            for ref in refs:
                 push = f"python build_kernels.py push {names.get(ref, '<dataset>')}"
-                if state is None:
+                answer = answers[ref]
+                if answer.get("error") == 404:
                     raise KaggleNotFound(f"dataset {ref} is not on Kaggle. Fix: `{push}` first.")
-                if state == "failed":
+                if "error" in answer:
+                    raise KaggleError(f"dataset {ref}: {answer['message']}")
+                states[ref] = answer["ok"]
+                if states[ref] == "failed":
                     raise KaggleError(f"dataset {ref} failed to process on Kaggle. Fix: `{push}`.")
             waiting = {ref: state for ref, state in states.items() if state != "ready"}
             elapsed = self.clock() - start
@@ -221,8 +223,8 @@ class Roundtrip:
             listing = ", ".join(f"{ref} ({state})" for ref, state in waiting.items())
             if elapsed > self.waits.datasets:
                 raise TimedOut(
-                    f"datasets still processing after {elapsed / 60:.0f} min: {listing}. Fix: "
-                    "check them on Kaggle, then push again (or raise --dataset-timeout)."
+                    f"datasets still processing after {elapsed / 60:.1f} min: {listing}. Fix: "
+                    "check them on Kaggle, then push again (or raise --timeout)."
                 )
             self.say(f"[{_minutes(elapsed)}] waiting for datasets: {listing}")
             self.sleep(self.waits.poll)
@@ -283,13 +285,17 @@ class Roundtrip:
 
     # -- submit ----------------------------------------------------------------------------
     def latest_complete(self, ref: str) -> int:
-        """The newest version of `ref` whose run completed."""
-        current = self.cli.kernel_current_version(ref)
-        for number in range(current, max(0, current - LOOKBACK), -1):
-            state = self.cli.kernel_status(ref, number)
-            if state.state == "COMPLETE":
+        """The newest version of `ref` whose run completed (one probe)."""
+        answer = self.cli.probe(versions=[ref], lookback=LOOKBACK).versions[ref]
+        if "error" in answer:
+            raise (KaggleNotFound if answer["error"] == 404 else KaggleError)(
+                f"{ref}: {answer['message']}\nFix: `python build_kernels.py push infer` first."
+            )
+        current, states = answer["ok"]["current"], answer["ok"]["states"]
+        for number, state in sorted(((int(n), s) for n, s in states.items()), reverse=True):
+            if state == "COMPLETE":
                 return number
-            self.say(f"{ref} version {number} is {state.state.lower()}: not submitted")
+            self.say(f"{ref} version {number} is {state.lower()}: not submitted")
         raise KaggleError(
             f"{ref}: none of versions {max(1, current - LOOKBACK + 1)}..{current} completed. Fix: "
             f"`python build_kernels.py status infer`, or pass --version N."
@@ -354,6 +360,12 @@ def check_models_folder(folder: Path, what: str | None = None) -> Path:
     return folder
 
 
+def _said(answer: dict) -> str:
+    """Kaggle's own words for a failed probe, first line only."""
+    message = str(answer.get("message", "")).strip().splitlines()
+    return f" (Kaggle: {message[0]})" if message else ""
+
+
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:5.1f} min"
 
@@ -380,8 +392,18 @@ def run_command(
     say = say or (lambda line: print(line, flush=True))
     home = Path(environ.get("HOME") or Path.home())
     cli = KaggleCli(environ)
+
+    def whoami() -> str | None:
+        try:
+            return cli.whoami()
+        except KaggleAuthError as err:
+            raise KaggleAuthError(
+                f"Kaggle did not accept the access token in {token_source(environ, home)} "
+                f"(expired or revoked?).\nFix: {AUTH_FIX}."
+            ) from err
+
     try:
-        resolved, origin = resolve_owner(owner, environ, home, whoami=cli.whoami)
+        resolved, origin = resolve_owner(owner, environ, home, whoami=whoami)
         if not resolved:
             raise KaggleAuthError(
                 f"no Kaggle user name: none of --owner, $KAGGLE_USERNAME, kaggle.json or an "
