@@ -10,6 +10,7 @@ from lib import paths
 from lib.paths import (
     find_competition,
     find_dataset,
+    find_notebook_output,
     input_root,
     working_root,
 )
@@ -99,3 +100,42 @@ def test_find_dataset_error_names_paths_and_fix(tmp_path):
 def test_dataset_slugs_fit_kaggle_limits():
     for slug in (paths.MODELS_DATASET_SLUG, paths.WHEELS_DATASET_SLUG):
         assert 6 <= len(slug) <= 50
+
+
+# -- attached notebook outputs -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["notebooks/alice/my-notebook", "my-notebook"])
+def test_find_notebook_output_every_layout(tmp_path, layout):
+    (tmp_path / layout / "runs").mkdir(parents=True)
+    assert find_notebook_output("my-notebook", tmp_path, required="runs") == tmp_path / layout
+
+
+def test_find_notebook_output_prefers_the_owners_copy(tmp_path):
+    for owner in ("alice", "bob"):
+        (tmp_path / "notebooks" / owner / "my-notebook" / "runs").mkdir(parents=True)
+    found = find_notebook_output("my-notebook", tmp_path, owner="bob", required="runs")
+    assert found == tmp_path / "notebooks" / "bob" / "my-notebook"
+    with pytest.raises(ValueError, match="several attached copies"):
+        find_notebook_output("my-notebook", tmp_path, required="runs")
+
+
+def test_find_notebook_output_needs_the_required_content(tmp_path):
+    (tmp_path / "notebooks" / "alice" / "my-notebook").mkdir(parents=True)  # attached, no runs/
+    with pytest.raises(FileNotFoundError) as err:
+        find_notebook_output("my-notebook", tmp_path, required="runs")
+    message = str(err.value)
+    assert str(tmp_path / "notebooks" / "*" / "my-notebook") in message
+    assert str(tmp_path / "my-notebook") in message and "--resume" in message
+
+
+def test_find_notebook_output_searches_other_depths(tmp_path):
+    (tmp_path / "kernels" / "alice" / "my-notebook" / "runs").mkdir(parents=True)
+    found = find_notebook_output("my-notebook", tmp_path, required="runs")
+    assert found == tmp_path / "kernels" / "alice" / "my-notebook"
+
+
+def test_find_notebook_output_uses_the_environment(monkeypatch, tmp_path):
+    (tmp_path / "notebooks" / "me" / "train-nb").mkdir(parents=True)
+    monkeypatch.setenv("KAGGLE_INPUT_DIR", str(tmp_path))
+    assert find_notebook_output("train-nb") == tmp_path / "notebooks" / "me" / "train-nb"
