@@ -139,3 +139,35 @@ def test_find_notebook_output_uses_the_environment(monkeypatch, tmp_path):
     (tmp_path / "notebooks" / "me" / "train-nb").mkdir(parents=True)
     monkeypatch.setenv("KAGGLE_INPUT_DIR", str(tmp_path))
     assert find_notebook_output("train-nb") == tmp_path / "notebooks" / "me" / "train-nb"
+
+
+def _train_resume_part() -> str:
+    """kernels/train.py's resume part (from its `# resume:` comment to the end of the cell)."""
+    source = (Path(__file__).parents[1] / "kernels" / "train.py").read_text()
+    start = source.index("# resume: this notebook's earlier output")
+    return source[start : source.index("\n# %%", start)]
+
+
+@pytest.mark.parametrize(
+    "layout", ["notebooks/me/birdclef-2023-sed-train", "birdclef-2023-sed-train", None]
+)
+def test_train_notebook_says_whether_and_from_where_it_resumed(
+    tmp_path, monkeypatch, capsys, layout
+):
+    import shutil
+
+    inputs, runs = tmp_path / "input", tmp_path / "working" / "runs"
+    inputs.mkdir()
+    if layout:
+        (inputs / layout / "runs" / "finetune").mkdir(parents=True)
+        (inputs / layout / "runs" / "finetune" / "history.csv").write_text("epoch\n1\n")
+    monkeypatch.setenv("KAGGLE_INPUT_DIR", str(inputs))
+    code = _train_resume_part().replace("from lib.paths import find_notebook_output\n", "")
+    names = {"RESUME_FROM": "birdclef-2023-sed-train", "RUNS": runs, "shutil": shutil}
+    exec(code, names | {"find_notebook_output": find_notebook_output})
+    said = capsys.readouterr().out
+    if layout:
+        assert f"resume: RESUMING the earlier run copied from {inputs / layout / 'runs'}" in said
+        assert (runs / "finetune" / "history.csv").is_file()
+    else:
+        assert "resume: NOT resuming" in said and not runs.exists()

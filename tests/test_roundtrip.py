@@ -253,3 +253,23 @@ def test_submit_takes_the_latest_complete_version_and_reports_a_scoring_error(
     assert "version 2 is running: not submitted" in said
     assert [s.version for s in stub.submissions.values()] == [1]
     assert code == 1 and "Notebook Timeout" in err and "failed to score" in err
+
+
+def test_submit_a_named_version_that_has_not_completed_exits_1(out, tmp_path, capsys):
+    with KaggleStub(kernel_outputs=OUTPUTS) as stub:
+        stub.add_kernel_version(f"{stub.username}/{INFER}")
+        stub.add_kernel_version(f"{stub.username}/{INFER}", "RUNNING", polls=10**6)
+        code, _ = run(stub, tmp_path, out, "submit", version=2)
+    assert code == 1 and "version 2 is running, not complete" in capsys.readouterr().err
+    assert not stub.submissions
+
+
+def test_a_build_for_another_user_is_not_pushed(out, tmp_path, capsys):
+    with KaggleStub() as stub:
+        meta = json.loads((out / "wheels" / "dataset-metadata.json").read_text())
+        meta["id"] = "alice/" + meta["id"].split("/")[1]
+        (out / "wheels" / "dataset-metadata.json").write_text(json.dumps(meta))
+        code, _ = run(stub, tmp_path, out, "push", "wheels")
+    err = capsys.readouterr().err
+    assert code == 1 and "built for Kaggle user 'alice'" in err and "--owner stub-user" in err
+    assert stub.calls == []  # refused before asking Kaggle anything
