@@ -51,7 +51,8 @@ FAILURE_RE = re.compile(r'Failure message: "(.*)"', re.S)
 SUBMISSION_REF_RE = re.compile(r"Submission ref: (\d+)")
 FIELD_RE = re.compile(r"^([A-Za-z ]+):\s*(.*)$")
 PROBE = Path(__file__).with_name("kaggle_probe.py")
-_TIMEOUT_S = 600  # one CLI call; uploads of the models dataset are the slowest
+QUESTION_TIMEOUT_S = 300  # a call that only asks (status, push of a notebook, submit)
+TRANSFER_TIMEOUT_S = 4 * 3600  # uploads and downloads (the models dataset: about 100 MB)
 
 
 class KaggleError(RuntimeError):
@@ -290,14 +291,18 @@ class KaggleCli:
         self.secrets = secrets_of(env, Path(env.get("HOME") or home or Path.home()))
         self._version_checked = False
 
-    def _exec(self, argv: list[str]) -> CliResult:
+    def _exec(self, argv: list[str], timeout: float = QUESTION_TIMEOUT_S) -> CliResult:
+        """Run `argv`; a call that hangs past `timeout` seconds is an error, not a wait."""
         try:
             done = subprocess.run(
-                argv, env=self.env, capture_output=True, text=True, timeout=_TIMEOUT_S,
+                argv, env=self.env, capture_output=True, text=True, timeout=timeout,
                 stdin=subprocess.DEVNULL,
             )  # fmt: skip
         except subprocess.TimeoutExpired as err:
-            raise KaggleError(f"`kaggle {' '.join(argv[3:])}` ran over {_TIMEOUT_S} s") from err
+            raise KaggleError(
+                f"`{' '.join(argv[2:])}` gave no answer in {timeout:.0f} s. Fix: check the "
+                "network (and https://www.kaggle.com), then run the command again."
+            ) from err
         return CliResult(
             tuple(argv), done.returncode, redact(done.stdout, self.secrets),
             redact(done.stderr, self.secrets),
@@ -333,10 +338,10 @@ class KaggleCli:
             )
         self._version_checked = True
 
-    def run(self, *args: str, what: str) -> CliResult:
+    def run(self, *args: str, what: str, timeout: float = QUESTION_TIMEOUT_S) -> CliResult:
         """`kaggle ARGS`; raises the classified error when it exits non-zero."""
         self.check_version()
-        result = self._exec([self.python, "-m", "kaggle", *args])
+        result = self._exec([self.python, "-m", "kaggle", *args], timeout)
         if result.code != 0:
             raise failure(what, result)
         return result
@@ -359,11 +364,13 @@ class KaggleCli:
 
     def dataset_create(self, folder: Path, public: bool = False) -> str:
         args = ["datasets", "create", "-p", str(folder), *(["--public"] if public else [])]
-        return check_dataset_upload(self.run(*args, what=f"dataset create {folder}").text)
+        result = self.run(*args, what=f"dataset create {folder}", timeout=TRANSFER_TIMEOUT_S)
+        return check_dataset_upload(result.text)
 
     def dataset_version(self, folder: Path, message: str) -> str:
         args = ["datasets", "version", "-p", str(folder), "-m", message]
-        return check_dataset_upload(self.run(*args, what=f"dataset version {folder}").text)
+        result = self.run(*args, what=f"dataset version {folder}", timeout=TRANSFER_TIMEOUT_S)
+        return check_dataset_upload(result.text)
 
     def kernel_push(self, folder: Path) -> Pushed:
         return check_push(self.run("kernels", "push", "-p", str(folder), what="kernel push").text)
@@ -379,7 +386,8 @@ class KaggleCli:
 
     def kernel_output(self, ref: str, dest: Path, pattern: str | None = None) -> None:
         args = ["kernels", "output", ref, "-p", str(dest), "--force", "--quiet"]
-        self.run(*args, *(["--file-pattern", pattern] if pattern else []), what=f"output {ref}")
+        args += ["--file-pattern", pattern] if pattern else []
+        self.run(*args, what=f"output of {ref}", timeout=TRANSFER_TIMEOUT_S)
 
     def probe(self, **asked) -> Probe:
         """Many questions in one process (workbench/kaggle_probe.py): datasets=[ref],

@@ -105,9 +105,9 @@ class Roundtrip:
             return meta
         if built != OWNER_PLACEHOLDER:
             raise BuildError(
-                f"{path}: built for Kaggle user '{built}', but the credentials are "
-                f"'{self.owner}'s. Fix: rebuild with `python build_kernels.py --owner "
-                f"{self.owner}`, or use {built}'s credentials."
+                f"{path}: built for Kaggle user '{built}', but this runs as '{self.owner}'. "
+                f"Fix: rebuild with `python build_kernels.py --owner {self.owner}`, or use "
+                f"{built}'s credentials (or --owner {built})."
             )
 
         def swap(ref: str) -> str:
