@@ -107,6 +107,8 @@ def test_failure_classification():
 
     auth = kc.failure("x", result("", "Authentication required to call the Kaggle API.\n"))
     assert isinstance(auth, kc.KaggleAuthError) and "KAGGLE_API_TOKEN" in str(auth)
+    rejected = kc.failure("x", result("Authentication required"), have_credentials=True)
+    assert isinstance(rejected, kc.KaggleAuthError) and "did not accept" in str(rejected)
     assert isinstance(kc.failure("x", result("401 Client Error: Unauthorized")), kc.KaggleAuthError)
     missing = kc.failure("x", result("Not here\n\nThe resource was not found. Check ..."))
     assert isinstance(missing, kc.KaggleNotFound)

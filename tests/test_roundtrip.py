@@ -178,7 +178,8 @@ def test_resume_before_any_run_names_the_fix(out, tmp_path, capsys):
 def test_rejected_credentials_exit_1_with_how_to_set_them(out, tmp_path, capsys):
     with KaggleStub(faults=Faults(bad_credentials=True)) as stub:
         code, _ = run(stub, tmp_path, out, "push", "wheels")
-        assert code == 1 and "KAGGLE_API_TOKEN" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert code == 1 and "did not accept your credentials" in err and "KAGGLE_API_TOKEN" in err
         code, _ = run(stub, tmp_path / "token", out, "push", "wheels", credentials="token")
     err = capsys.readouterr().err
     assert code == 1 and "did not accept the access token in $KAGGLE_API_TOKEN" in err

@@ -144,9 +144,18 @@ def _message(result: CliResult) -> str:
     return "\n".join(lines[-15:])
 
 
-def failure(what: str, result: CliResult) -> KaggleError:
-    """The error for a CLI call that exited non-zero, classified by what the CLI printed."""
+def failure(what: str, result: CliResult, have_credentials: bool = False) -> KaggleError:
+    """The error for a CLI call that exited non-zero, classified by what the CLI printed.
+
+    kaggle prints the same help for missing and for rejected credentials:
+    `have_credentials` (a key or token is set) tells them apart.
+    """
     said = _message(result)
+    if "Authentication required" in said and have_credentials:
+        return KaggleAuthError(
+            f"{what}: Kaggle did not accept your credentials (wrong, expired or revoked key or "
+            f"token).\nFix: create a new token and {AUTH_FIX}."
+        )
     if "Authentication required" in said:
         return KaggleAuthError(f"{what}: no Kaggle credentials found.\nFix: {AUTH_FIX}.")
     if re.search(r"\b401\b|Unauthenticated|Unauthorized", said):
@@ -343,7 +352,7 @@ class KaggleCli:
         self.check_version()
         result = self._exec([self.python, "-m", "kaggle", *args], timeout)
         if result.code != 0:
-            raise failure(what, result)
+            raise failure(what, result, have_credentials=bool(self.secrets))
         return result
 
     # -- the calls the round trip makes --------------------------------------------------------
@@ -395,7 +404,8 @@ class KaggleCli:
         self.check_version()
         result = self._exec([self.python, "-P", str(PROBE), json.dumps(asked)])
         if result.code != 0:
-            raise failure("asking Kaggle about " + ", ".join(map(str, asked.values())), result)
+            what = "asking Kaggle about " + ", ".join(map(str, asked.values()))
+            raise failure(what, result, have_credentials=bool(self.secrets))
         try:
             return Probe(**json.loads(result.stdout.strip().splitlines()[-1]))
         except (ValueError, IndexError, TypeError) as err:

@@ -342,7 +342,7 @@ class Roundtrip:
 
 def check_models_folder(folder: Path, what: str | None = None) -> Path:
     """`folder` if it holds classes.json, config.json and every fold config.json names."""
-    what = what or str(folder)
+    what = what or f"models folder {folder}"
     missing = [n for n in (CLASSES_FILE, CONFIG_FILE) if not (folder / n).is_file()]
     folds: list[int] = []
     if (folder / CONFIG_FILE).is_file():
@@ -353,7 +353,7 @@ def check_models_folder(folder: Path, what: str | None = None) -> Path:
         missing.append("fold*.onnx")
     if missing:
         raise BuildError(
-            f"{what} lacks {', '.join(missing)} (in {folder}): not a complete models dataset. "
+            f"{what} lacks {', '.join(missing)}: not a complete models dataset. "
             "Fix: let the training notebook finish every fold and its export (rerun it with its "
             "own output attached: --resume), then fetch again."
         )
