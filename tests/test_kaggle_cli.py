@@ -130,13 +130,15 @@ def test_secrets_are_found_and_blanked(tmp_path):
     config = tmp_path / "cfg"
     config.mkdir()
     (config / "kaggle.json").write_text('{"username": "me", "key": "key-in-json"}')
+    (tmp_path / ".kaggle" / "credentials.json").write_text('{"refresh_token": "oauth-refresh"}')
     env = {
         "KAGGLE_KEY": "key-in-env",
         "KAGGLE_API_TOKEN": "tok-in-env",
         "KAGGLE_CONFIG_DIR": str(config),
     }
     secrets = kc.secrets_of(env, tmp_path)
-    assert set(secrets) == {"tok-from-file", "key-in-json", "key-in-env", "tok-in-env"}
+    expected = {"tok-from-file", "key-in-json", "key-in-env", "tok-in-env", "oauth-refresh"}
+    assert set(secrets) == expected
     text = "a key-in-json b tok-in-env c"
     assert kc.redact(text, secrets) == "a *** b *** c"
 

@@ -66,10 +66,11 @@ def test_an_access_token_asks_kaggle_who_you_are_last(tmp_path):
     assert len(asked) == 1
 
 
-def test_a_token_file_counts_as_a_token(tmp_path):
-    write(tmp_path / ".kaggle" / "access_token", "tok\n")
-    name, origin = resolve_owner(None, {}, tmp_path, whoami=lambda: "filed")
-    assert name == "filed" and str(tmp_path / ".kaggle" / "access_token") in origin
+@pytest.mark.parametrize("name", ["access_token", "credentials.json"])  # the last: auth login
+def test_a_token_file_counts_as_a_token(tmp_path, name):
+    write(tmp_path / ".kaggle" / name, "tok\n")
+    found, origin = resolve_owner(None, {}, tmp_path, whoami=lambda: "filed")
+    assert found == "filed" and str(tmp_path / ".kaggle" / name) in origin
     assert resolve_owner(None, {}, tmp_path / "empty", whoami=lambda: "x") == (None, "nowhere")
 
 

@@ -114,7 +114,8 @@ class SubmissionState:
 
 
 def secrets_of(environ, home: Path) -> tuple[str, ...]:
-    """The key and token strings the CLI may use, so they can be blanked out of any text."""
+    """The key and token strings the CLI may use (kaggle.json's key, $KAGGLE_KEY, access
+    tokens, `kaggle auth login`'s tokens), so they can be blanked out of any text."""
     found = [environ.get("KAGGLE_KEY"), environ.get("KAGGLE_API_TOKEN")]
     token_env = environ.get("KAGGLE_API_TOKEN")
     files = [home / ".kaggle" / "access_token", home / ".kaggle" / "access_token.txt"]
@@ -128,6 +129,9 @@ def secrets_of(environ, home: Path) -> tuple[str, ...]:
         path = Path(folder) / "kaggle.json"
         with contextlib.suppress(OSError, ValueError, AttributeError):
             found.append(json.loads(path.read_text()).get("key"))
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # `kaggle auth login`
+        oauth = json.loads((home / ".kaggle" / "credentials.json").read_text())
+        found += [oauth.get("refresh_token"), oauth.get("access_token")]
     return tuple(sorted({s for s in found if isinstance(s, str) and len(s) >= 4}, key=len)[::-1])
 
 

@@ -22,11 +22,12 @@ def kaggle_json_paths(environ, home: Path) -> list[Path]:
 
 
 def token_source(environ, home: Path) -> str | None:
-    """Where kaggle 2.x finds an access token ($KAGGLE_API_TOKEN, ~/.kaggle/access_token), if
-    anywhere. The token itself is not read: it holds no user name."""
+    """Where kaggle 2.x finds an access token ($KAGGLE_API_TOKEN, ~/.kaggle/access_token, or
+    `kaggle auth login`'s ~/.kaggle/credentials.json), if anywhere. Nothing is read from it:
+    the API is asked whose it is."""
     if environ.get("KAGGLE_API_TOKEN"):
         return "$KAGGLE_API_TOKEN"
-    for name in ("access_token", "access_token.txt"):
+    for name in ("access_token", "access_token.txt", "credentials.json"):  # the last: OAuth
         path = home / ".kaggle" / name
         if path.is_file() and path.stat().st_size > 0:
             return str(path)
