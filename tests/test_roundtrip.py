@@ -274,3 +274,13 @@ def test_a_build_for_another_user_is_not_pushed(out, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 1 and "built for Kaggle user 'alice'" in err and "--owner stub-user" in err
     assert stub.calls == []  # refused before asking Kaggle anything
+
+
+def test_infer_before_its_datasets_exist_names_the_push_to_run(out, tmp_path, capsys):
+    with KaggleStub() as stub:
+        stub.add_dataset(f"{stub.username}/{WHEELS}")
+        code, _ = run(stub, tmp_path, out, "push", "infer")
+    err = capsys.readouterr().err
+    assert code == 1 and f"{stub.username}/{MODELS} is not on Kaggle" in err
+    assert "python build_kernels.py push models" in err
+    assert "kernels.KernelsApiService/SaveKernel" not in stub.calls
