@@ -110,6 +110,7 @@ class KaggleStub:
         self.blobs: dict[str, bytes | None] = {}  # upload token -> bytes (None: not yet PUT)
         self.blob_names: dict[str, str] = {}  # upload token -> file name
         self.calls: list[str] = []  # "Service/Method" or "PUT upload" etc., in order
+        self.downloads: list[str] = []  # output file names fetched
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -439,6 +440,7 @@ class KaggleStub:
 
     def get_output(self, path: str) -> bytes | None:
         owner, slug, number, name = path.split("/", 3)
+        self.downloads.append(name)
         try:
             return self._kernel_version(f"{owner}/{slug}", int(number)).outputs.get(name)
         except (ApiError, ValueError):

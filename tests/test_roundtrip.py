@@ -95,7 +95,8 @@ def test_full_round_trip(out, tmp_path, capsys):
         1,
         "COMPLETE",
     )
-    assert not (out / "models" / "best.pt").exists()  # checkpoints are not fetched
+    assert "classes.json" in stub.downloads
+    assert not [name for name in stub.downloads if name.endswith(".pt")]  # no checkpoints
     meta = json.loads((out / "train" / "kernel-metadata.json").read_text())
     assert meta["id"] == f"{user}/{TRAIN}"  # the placeholder was replaced by the owner
 
