@@ -8,6 +8,9 @@ from `lib` is replaced by the source of the library modules it needs (see workbe
     python build_kernels.py --owner me --wheels  # also fetch onnxruntime wheels (cached)
     python build_kernels.py --models-from work/rehearsal/working/train   # fill the models dataset
     python build_kernels.py --rehearse           # build, then run train + infer locally, score
+    python build_kernels.py push wheels          # the Kaggle round trip (workbench/roundtrip.py):
+    python build_kernels.py push train           #   push, status, fetch, push models,
+    python build_kernels.py status train         #   push infer, submit --wait
 
 This file is the command line and the user's tables: per-kernel and per-dataset settings live in
 KERNELS and DATASETS below; the machinery is in the `workbench` package.
@@ -27,14 +30,20 @@ if str(REPO) not in sys.path:  # `lib` and `workbench` must import when run from
     sys.path.insert(0, str(REPO))
 
 from lib.paths import (  # noqa: E402  (needs REPO on sys.path when imported from elsewhere)
-    COMPETITION_SLUG,
     MODELS_DATASET_SLUG,
     WHEELS_DATASET_SLUG,
 )
 from workbench.build import build  # noqa: E402
 from workbench.errors import BuildError  # noqa: E402
-from workbench.metadata import MODEL_PATTERNS, DatasetSpec, KernelSpec  # noqa: E402
+from workbench.metadata import (  # noqa: E402
+    MACHINE_SHAPE_T4X2,
+    MODEL_PATTERNS,
+    DatasetSpec,
+    KernelOptions,
+    KernelSpec,
+)
 from workbench.owner import OWNER_PLACEHOLDER  # noqa: E402
+from workbench.roundtrip import Waits, run_command  # noqa: E402
 from workbench.wheels import KAGGLE_PYTHON, default_wheel_cache  # noqa: E402
 
 # The one table of per-kernel settings. A code-competition submission must run offline.
@@ -46,11 +55,13 @@ KERNELS: dict[str, KernelSpec] = {
         "BirdCLEF 2023 SED Train",
         enable_gpu=True,
         enable_internet=True,
-        competitions=(COMPETITION_SLUG, "birdsong-recognition", "birdclef-2021", "birdclef-2022"),
-        public_datasets=(
+        machine_shape=MACHINE_SHAPE_T4X2,  # two T4s: the two-process training
+        pretrain_competitions=("birdsong-recognition", "birdclef-2021", "birdclef-2022"),
+        pretrain_datasets=(
             "rohanrao/xeno-canto-bird-recordings-extended-a-m",
             "rohanrao/xeno-canto-bird-recordings-extended-n-z",
         ),
+        resumable=True,  # --resume attaches its own earlier output
     ),
     "infer": KernelSpec(
         "birdclef-2023-sed-infer",
@@ -112,6 +123,21 @@ def _add_build_options(parser: argparse.ArgumentParser) -> None:
         "--wheel-cache", default=str(default_wheel_cache(os.environ)),
         help="where downloaded wheels are kept between builds (default: %(default)s)",
     )  # fmt: skip
+    parser.add_argument(
+        "--resume", action="store_true",
+        help="attach the training notebook's own earlier output (kernel_sources), so a run "
+        "stopped at Kaggle's 12-hour limit continues where it stopped",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-pretrain-sources", dest="pretrain_sources", action="store_false",
+        help="leave the optional pre-training sources out of the training notebook's metadata "
+        "(the 2020-2022 competitions, whose rules must be accepted on Kaggle, and Xeno-canto "
+        "extended): it then fine-tunes from ImageNet weights only",
+    )  # fmt: skip
+    parser.add_argument(
+        "--public", action="store_true",
+        help="make the notebooks public (is_private false); default private",
+    )  # fmt: skip
 
 
 def _add_rehearsal_options(parser: argparse.ArgumentParser) -> None:
@@ -150,8 +176,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="build_kernels.py",
         description=__doc__.split("\n\n")[0],
-        epilog="Then: kaggle datasets create -p build/wheels (and build/models after training); "
-        "kaggle kernels push -p build/train; kaggle kernels push -p build/infer.",
+        epilog="Then the round trip (see `build_kernels.py push -h`): push wheels, push train, "
+        "status train, fetch, push models, push infer, status infer, submit --wait.",
     )
     _add_build_options(parser)
     _add_rehearsal_options(parser)
@@ -165,6 +191,9 @@ def build_from_args(args: argparse.Namespace) -> dict[str, Path]:
         lib_dir=Path(args.lib_dir), out=Path(args.out), wheel_cache=Path(args.wheel_cache),
         owner=args.owner, models_from=args.models_from and Path(args.models_from),
         fetch_wheels=args.wheels,
+        options=KernelOptions(
+            resume=args.resume, pretrain_sources=args.pretrain_sources, public=args.public
+        ),
     )  # fmt: skip
 
 
@@ -188,7 +217,79 @@ def rehearse_from_args(args: argparse.Namespace, folders: dict[str, Path]) -> in
     return 0
 
 
+ROUNDTRIP_COMMANDS = {
+    "push": "push build/NAME to Kaggle: a dataset (wheels, models) is created or gets a new "
+    "version; a notebook (train, infer) waits for your datasets it reads, checks its other "
+    "inputs, then is pushed",
+    "status": "wait for notebook NAME's run: exit 0 complete, 1 error (log tail shown), 2 "
+    "still running at --timeout",
+    "fetch": "download the training notebook's output into build/models/ (refuses an output "
+    "missing a fold or classes.json)",
+    "submit": "submit the inference notebook's latest complete version (or --version N) to the "
+    "competition; --wait polls until scored",
+}
+
+
+def parse_roundtrip_args(argv: list[str]) -> argparse.Namespace:
+    """`push NAME`, `status NAME`, `fetch`, `submit`: the Kaggle round trip."""
+    parser = argparse.ArgumentParser(
+        prog="build_kernels.py",
+        description="The Kaggle round trip through the kaggle CLI pinned in requirements.txt. "
+        "Exit code 0 done, 1 failed (the message names the cause and the fix), 2 still waiting "
+        "at the timeout.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command, text in ROUNDTRIP_COMMANDS.items():
+        sub = commands.add_parser(command, help=text, description=text)
+        if command in ("push", "status"):
+            sub.add_argument("name", help="a folder of --out: wheels, models, train, infer")
+        sub.add_argument(
+            "--out", default=str(REPO / "build"), help="the build folder (default: %(default)s)"
+        )
+        sub.add_argument(
+            "--owner", help="Kaggle user name; default $KAGGLE_USERNAME, kaggle.json, or Kaggle's "
+            "answer for your access token",
+        )  # fmt: skip
+        sub.add_argument(
+            "--poll", type=float, default=Waits.poll, metavar="SECONDS",
+            help="seconds between status polls (default: %(default)s)",
+        )  # fmt: skip
+        sub.add_argument(
+            "--timeout", type=float, metavar="MINUTES",
+            help="minutes to wait: push for your datasets to be ready (default "
+            f"{Waits.datasets / 60:.0f}), status for the run (default {Waits.kernel / 60:.0f}: "
+            f"a 12-hour session plus the queue), submit --wait for the score (default "
+            f"{Waits.submission / 60:.0f})",
+        )  # fmt: skip
+        if command in ("push", "submit"):
+            sub.add_argument("-m", "--message", help="version notes / submission description")
+        if command in ("status", "submit"):
+            sub.add_argument("--version", type=int, help="a notebook version (default: latest)")
+        if command == "submit":
+            sub.add_argument("--wait", action="store_true", help="poll until the score is in")
+    return parser.parse_args(argv)
+
+
+def roundtrip_from_args(args: argparse.Namespace) -> int:
+    defaults = Waits()
+    minutes = args.timeout * 60 if args.timeout is not None else None
+    waits = Waits(
+        poll=args.poll,
+        datasets=minutes if minutes is not None and args.command == "push" else defaults.datasets,
+        kernel=minutes if minutes is not None and args.command == "status" else defaults.kernel,
+        submission=minutes if minutes is not None else defaults.submission,
+    )
+    return run_command(
+        args.command, out=Path(args.out), name=getattr(args, "name", None), owner=args.owner,
+        waits=waits, version=getattr(args, "version", None),
+        message=getattr(args, "message", None), wait=getattr(args, "wait", False),
+    )  # fmt: skip
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ROUNDTRIP_COMMANDS:
+        return roundtrip_from_args(parse_roundtrip_args(argv))
     args = parse_args(argv)
     start = time.perf_counter()
     try:

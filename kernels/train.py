@@ -119,13 +119,20 @@ if NOISE_DATASET:
     noise_dir = find_dataset(NOISE_DATASET)
     NOISE_FILES = sorted(p for p in noise_dir.rglob("*") if p.suffix in (".ogg", ".wav", ".mp3"))
     print(f"background noise: {len(NOISE_FILES)} files in {noise_dir}")
+# resume: this notebook's earlier output, attached by `python build_kernels.py --resume`
+from lib.paths import find_notebook_output
+
 try:
-    earlier = find_dataset(RESUME_FROM) / "runs"
+    EARLIER = find_notebook_output(RESUME_FROM, required="runs") / "runs"
 except FileNotFoundError:
-    earlier = None
-if earlier is not None and earlier.is_dir() and not RUNS.exists():
-    shutil.copytree(earlier, RUNS)
-    print(f"continuing the earlier run copied from {earlier}")
+    EARLIER = None
+if EARLIER is None:
+    print(f"resume: NOT resuming (no earlier output of '{RESUME_FROM}' attached): a new run")
+elif RUNS.exists():
+    print(f"resume: NOT copying {EARLIER}: this session already has {RUNS}; continuing that")
+else:
+    shutil.copytree(EARLIER, RUNS)
+    print(f"resume: RESUMING the earlier run copied from {EARLIER}")
 
 # %% data and folds (the same 2023 folds for both stages)
 COMP_TABLE = read_birdclef2023(COMPETITION)

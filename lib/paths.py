@@ -4,7 +4,8 @@ On Kaggle inputs are mounted read-only under `/kaggle/input` and outputs go to
 `/kaggle/working`. Both roots can be moved with environment variables (`KAGGLE_INPUT_DIR`,
 `KAGGLE_WORKING_DIR`) so the same notebooks run on a user's own machine on downloaded data and in
 the local rehearsal. Mount points are looked up, never assumed: newer Kaggle images may mount a
-competition at `<input>/competitions/<slug>` and a dataset at `<input>/datasets/<owner>/<slug>`.
+competition at `<input>/competitions/<slug>` and a dataset at `<input>/datasets/<owner>/<slug>`;
+an attached notebook's output is at `<input>/notebooks/<owner>/<slug>` (older: `<input>/<slug>`).
 
 Everything here is a pure function of its arguments and the environment; nothing happens at
 import. A missing input raises FileNotFoundError naming every path tried and the fix.
@@ -121,4 +122,49 @@ def find_dataset(
         f"attach the '{slug}' dataset to the notebook (Add Input > Datasets; build it with "
         f"`python build_kernels.py` and `kaggle datasets create -p build/...`), or set "
         f"KAGGLE_INPUT_DIR to the folder that holds '{slug}/' (now: {root}).",
+    )
+
+
+def find_notebook_output(
+    slug: str,
+    input_root: str | Path | None = None,
+    owner: str | None = None,
+    required: str | None = None,
+) -> Path:
+    """The folder where an attached notebook's output is mounted.
+
+    Kaggle has mounted a notebook's output at `<input>/notebooks/<owner>/<slug>/` (current
+    images) and at `<input>/<slug>/` (older ones); both are tried, `owner`'s first when given,
+    then any folder named `slug` up to _SEARCH_DEPTH deep. A candidate counts only if it holds
+    `required` (a name or glob, e.g. "runs") when given. Several candidates from different
+    owners are ambiguous: ValueError (resuming someone else's run would be silently wrong).
+    FileNotFoundError names every path tried and the fix.
+    """
+    root = _resolve_input_root(input_root)
+    owners = [root / "notebooks" / owner / slug] if owner else []
+    tried = [*owners, root / "notebooks" / "*" / slug, root / slug]
+    direct = [*owners, *sorted(root.glob(f"notebooks/*/{slug}")), root / slug]
+    held = [path for path in dict.fromkeys(direct) if _dir_holds(path, required)]
+    if owner and held and held[0] == owners[0]:
+        return held[0]
+    if not held:
+        tried.append(root / "**" / slug)
+        patterns = ["/".join(["*"] * depth + [slug]) for depth in range(_SEARCH_DEPTH)]
+        found = {path for pattern in patterns for path in root.glob(pattern)}
+        held = [path for path in sorted(found) if _dir_holds(path, required)]
+    if len(held) == 1:
+        return held[0]
+    if held:
+        listing = ", ".join(str(path) for path in held)
+        raise ValueError(
+            f"notebook output '{slug}': several attached copies: {listing}. Fix: detach all but "
+            "the one to use (Add Input > Your Work), or pass the owner."
+        )
+    wanted = f" holding '{required}'" if required else ""
+    raise _input_not_found(
+        f"output of notebook '{slug}'{wanted}",
+        tried,
+        f"attach the notebook's output (Add Input > Your Work > Notebooks > '{slug}'; "
+        "`python build_kernels.py --resume` attaches the training notebook's own output), or "
+        f"set KAGGLE_INPUT_DIR to the folder that holds it (now: {root}).",
     )

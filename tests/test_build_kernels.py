@@ -79,8 +79,25 @@ def test_help_documents_every_option(capsys):
     text = capsys.readouterr().out
     for option in ("--kernels-dir", "--lib-dir", "--out", "--owner", "--models-from", "--wheels",
                    "--wheel-cache", "--rehearse", "--workdir", "--rehearse-config",
-                   "--rehearse-spec", "--cell-timeout", "--min-score"):  # fmt: skip
+                   "--rehearse-spec", "--cell-timeout", "--min-score", "--resume",
+                   "--no-pretrain-sources", "--public"):  # fmt: skip
         assert option in text
+    for command in ("push", "status", "fetch", "submit"):
+        with pytest.raises(SystemExit):
+            bk.main([command, "--help"])
+        text = capsys.readouterr().out
+        assert f"build_kernels.py {command}" in text and "--timeout" in text
+
+
+def test_round_trip_commands_without_credentials_say_how_to_set_them(tmp_path, monkeypatch, capsys):
+    """No Kaggle call is made without a user name; the build itself needs none."""
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr("pathlib.Path.home", lambda: tmp_path)
+    assert bk.main(["status", "train", "--out", str(tmp_path / "build")]) == 1
+    err = capsys.readouterr().err
+    assert "no Kaggle user name" in err and "KAGGLE_API_TOKEN" in err and "kaggle.json" in err
 
 
 def test_tables_are_the_builders(tmp_path):

@@ -10,6 +10,7 @@ from lib import paths
 from lib.paths import (
     find_competition,
     find_dataset,
+    find_notebook_output,
     input_root,
     working_root,
 )
@@ -99,3 +100,74 @@ def test_find_dataset_error_names_paths_and_fix(tmp_path):
 def test_dataset_slugs_fit_kaggle_limits():
     for slug in (paths.MODELS_DATASET_SLUG, paths.WHEELS_DATASET_SLUG):
         assert 6 <= len(slug) <= 50
+
+
+# -- attached notebook outputs -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["notebooks/alice/my-notebook", "my-notebook"])
+def test_find_notebook_output_every_layout(tmp_path, layout):
+    (tmp_path / layout / "runs").mkdir(parents=True)
+    assert find_notebook_output("my-notebook", tmp_path, required="runs") == tmp_path / layout
+
+
+def test_find_notebook_output_prefers_the_owners_copy(tmp_path):
+    for owner in ("alice", "bob"):
+        (tmp_path / "notebooks" / owner / "my-notebook" / "runs").mkdir(parents=True)
+    found = find_notebook_output("my-notebook", tmp_path, owner="bob", required="runs")
+    assert found == tmp_path / "notebooks" / "bob" / "my-notebook"
+    with pytest.raises(ValueError, match="several attached copies"):
+        find_notebook_output("my-notebook", tmp_path, required="runs")
+
+
+def test_find_notebook_output_needs_the_required_content(tmp_path):
+    (tmp_path / "notebooks" / "alice" / "my-notebook").mkdir(parents=True)  # attached, no runs/
+    with pytest.raises(FileNotFoundError) as err:
+        find_notebook_output("my-notebook", tmp_path, required="runs")
+    message = str(err.value)
+    assert str(tmp_path / "notebooks" / "*" / "my-notebook") in message
+    assert str(tmp_path / "my-notebook") in message and "--resume" in message
+
+
+def test_find_notebook_output_searches_other_depths(tmp_path):
+    (tmp_path / "kernels" / "alice" / "my-notebook" / "runs").mkdir(parents=True)
+    found = find_notebook_output("my-notebook", tmp_path, required="runs")
+    assert found == tmp_path / "kernels" / "alice" / "my-notebook"
+
+
+def test_find_notebook_output_uses_the_environment(monkeypatch, tmp_path):
+    (tmp_path / "notebooks" / "me" / "train-nb").mkdir(parents=True)
+    monkeypatch.setenv("KAGGLE_INPUT_DIR", str(tmp_path))
+    assert find_notebook_output("train-nb") == tmp_path / "notebooks" / "me" / "train-nb"
+
+
+def _train_resume_part() -> str:
+    """kernels/train.py's resume part (from its `# resume:` comment to the end of the cell)."""
+    source = (Path(__file__).parents[1] / "kernels" / "train.py").read_text()
+    start = source.index("# resume: this notebook's earlier output")
+    return source[start : source.index("\n# %%", start)]
+
+
+@pytest.mark.parametrize(
+    "layout", ["notebooks/me/birdclef-2023-sed-train", "birdclef-2023-sed-train", None]
+)
+def test_train_notebook_says_whether_and_from_where_it_resumed(
+    tmp_path, monkeypatch, capsys, layout
+):
+    import shutil
+
+    inputs, runs = tmp_path / "input", tmp_path / "working" / "runs"
+    inputs.mkdir()
+    if layout:
+        (inputs / layout / "runs" / "finetune").mkdir(parents=True)
+        (inputs / layout / "runs" / "finetune" / "history.csv").write_text("epoch\n1\n")
+    monkeypatch.setenv("KAGGLE_INPUT_DIR", str(inputs))
+    code = _train_resume_part().replace("from lib.paths import find_notebook_output\n", "")
+    names = {"RESUME_FROM": "birdclef-2023-sed-train", "RUNS": runs, "shutil": shutil}
+    exec(code, names | {"find_notebook_output": find_notebook_output})
+    said = capsys.readouterr().out
+    if layout:
+        assert f"resume: RESUMING the earlier run copied from {inputs / layout / 'runs'}" in said
+        assert (runs / "finetune" / "history.csv").is_file()
+    else:
+        assert "resume: NOT resuming" in said and not runs.exists()

@@ -106,3 +106,37 @@ def test_models_from_without_one_export_folder_fails(tmp_path, onnx):
         write(tmp_path / "run" / name, "x")
     with pytest.raises(BuildError, match=r"need one folder of exported \*\.onnx"):
         build_real_table(tmp_path, models_from=tmp_path / "run")
+
+
+def test_training_kernel_asks_for_two_t4s_from_one_place(tmp_path):
+    from workbench.metadata import MACHINE_SHAPE_T4X2
+
+    _, out = build_real_table(tmp_path)
+    train = json.loads((out / "train" / "kernel-metadata.json").read_text())
+    infer = json.loads((out / "infer" / "kernel-metadata.json").read_text())
+    assert MACHINE_SHAPE_T4X2 == "NvidiaTeslaT4"
+    assert train["machine_shape"] == MACHINE_SHAPE_T4X2 and "machine_shape" not in infer
+    source = (bk.REPO / "build_kernels.py").read_text()
+    assert '"NvidiaTeslaT4"' not in source  # the table names the constant, not the value
+
+
+def test_resume_attaches_the_training_kernels_own_output(tmp_path):
+    from workbench.metadata import KernelOptions
+
+    _, out = build_real_table(tmp_path, options=KernelOptions(resume=True))
+    train = json.loads((out / "train" / "kernel-metadata.json").read_text())
+    infer = json.loads((out / "infer" / "kernel-metadata.json").read_text())
+    assert train["kernel_sources"] == [f"someone/{bk.KERNELS['train'].slug}"]
+    assert infer["kernel_sources"] == []  # only a resumable kernel reads its own output
+    _, out = build_real_table(tmp_path)
+    assert json.loads((out / "train" / "kernel-metadata.json").read_text())["kernel_sources"] == []
+
+
+def test_no_pretrain_sources_and_public_are_build_options(tmp_path):
+    from workbench.metadata import KernelOptions
+
+    options = KernelOptions(pretrain_sources=False, public=True)
+    _, out = build_real_table(tmp_path, options=options)
+    train = json.loads((out / "train" / "kernel-metadata.json").read_text())
+    assert train["competition_sources"] == ["birdclef-2023"] and train["dataset_sources"] == []
+    assert train["is_private"] is False

@@ -42,3 +42,39 @@ def test_no_owner_builds_with_placeholder_and_explains(tmp_path, capsys):
     assert "kernel-metadata.json: id" in out and "dataset-metadata.json: id" in out
     assert "kernel-metadata.json: dataset/kernel_sources" in out  # infer reads the datasets
     assert "--owner" in out and "KAGGLE_USERNAME" in out
+
+
+def test_an_access_token_asks_kaggle_who_you_are_last(tmp_path):
+    """With a token only, the API's answer names the owner; anything named before it wins, and
+    a plain build (no `whoami`) never asks."""
+    asked = []
+
+    def whoami():
+        asked.append(True)
+        return "token-user"
+
+    env = {"KAGGLE_API_TOKEN": "secret-token-value"}
+    home = tmp_path / "home"
+    name, origin = resolve_owner(None, env, home, whoami=whoami)
+    assert name == "token-user" and "$KAGGLE_API_TOKEN" in origin
+    assert "secret-token-value" not in origin
+    assert resolve_owner(None, env, home) == (None, "nowhere")  # the build: offline
+    assert resolve_owner(None, env | {"KAGGLE_USERNAME": "env"}, home, whoami)[0] == "env"
+    write(home / ".kaggle" / "kaggle.json", json.dumps({"username": "json", "key": "k"}))
+    assert resolve_owner(None, env, home, whoami)[0] == "json"
+    assert resolve_owner("cli", env, home, whoami)[0] == "cli"
+    assert len(asked) == 1
+
+
+@pytest.mark.parametrize("name", ["access_token", "credentials.json"])  # the last: auth login
+def test_a_token_file_counts_as_a_token(tmp_path, name):
+    write(tmp_path / ".kaggle" / name, "tok\n")
+    found, origin = resolve_owner(None, {}, tmp_path, whoami=lambda: "filed")
+    assert found == "filed" and str(tmp_path / ".kaggle" / name) in origin
+    assert resolve_owner(None, {}, tmp_path / "empty", whoami=lambda: "x") == (None, "nowhere")
+
+
+def test_placeholder_help_mentions_the_token_route(tmp_path, capsys):
+    write(tmp_path / "kernels" / "infer.py", PLACEHOLDER_KERNEL)
+    build_into(tmp_path, kernels_dir=tmp_path / "kernels", environ={}, home=tmp_path / "nobody")
+    assert "build_kernels.py push" in capsys.readouterr().out

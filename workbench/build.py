@@ -11,6 +11,7 @@ from pathlib import Path
 from workbench.errors import BuildError
 from workbench.inline import build_notebook, notebook_text
 from workbench.metadata import (
+    KernelOptions,
     KernelSpec,
     check_tables,
     kernel_metadata,
@@ -35,8 +36,9 @@ def kernel_sources(kernels_dir: Path, kernels: dict) -> dict[str, Path]:
 
 
 def write_kernel(
-    name: str, source: Path, spec: KernelSpec, lib_dir: Path, out: Path, owner: str, datasets
-) -> Path:
+    name: str, source: Path, spec: KernelSpec, lib_dir: Path, out: Path, owner: str, datasets,
+    options: KernelOptions | None = None,
+) -> Path:  # fmt: skip
     """Write build/<name>/ (notebook + kernel-metadata.json) from scratch; return the folder."""
     nb = build_notebook(source, lib_dir)
     folder = out / name
@@ -44,7 +46,9 @@ def write_kernel(
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     (folder / f"{name}.ipynb").write_text(notebook_text(nb), encoding="utf-8")
-    write_json(folder / "kernel-metadata.json", kernel_metadata(name, spec, owner, datasets))
+    write_json(
+        folder / "kernel-metadata.json", kernel_metadata(name, spec, owner, datasets, options)
+    )
     return folder
 
 
@@ -61,6 +65,7 @@ def build(
     fetch_wheels: bool = False,
     environ=None,
     home: Path | None = None,
+    options: KernelOptions | None = None,
 ) -> dict[str, Path]:
     """Write every kernel folder and dataset folder; return {kernel name: folder}.
 
@@ -77,8 +82,9 @@ def build(
     for name, source in sources.items():
         start = time.perf_counter()
         folders[name] = write_kernel(
-            name, source, kernels[name], lib_dir, out, owner or OWNER_PLACEHOLDER, datasets
-        )
+            name, source, kernels[name], lib_dir, out, owner or OWNER_PLACEHOLDER, datasets,
+            options,
+        )  # fmt: skip
         seconds = time.perf_counter() - start
         print(f"kernel {name}: {folders[name] / (name + '.ipynb')} ({seconds:.2f} s)")
     missing = sorted(set(kernels) - set(sources))

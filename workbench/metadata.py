@@ -18,6 +18,12 @@ MODEL_PATTERNS = ("*.onnx", "*.json", "classes*.txt", "classes*.csv")
 METADATA_FILES = {"dataset-metadata.json", "kernel-metadata.json"}
 
 
+# kernel-metadata.json's `machine_shape` for two T4 GPUs (the kaggle CLI's help: "GPU T4 x 2"),
+# what the two-process training is built for. Without it the server picks (P100s were seen, and
+# fail on the current image); `enable_gpu` alone is deprecated in kaggle 2.x.
+MACHINE_SHAPE_T4X2 = "NvidiaTeslaT4"
+
+
 @dataclass(frozen=True)
 class KernelSpec:
     """How one kernel source becomes a Kaggle notebook (see kernel-metadata.json)."""
@@ -30,6 +36,21 @@ class KernelSpec:
     competitions: tuple[str, ...] = (COMPETITION_SLUG,)
     kernels: tuple[str, ...] = ()  # slugs of the owner's kernels whose output it reads
     public_datasets: tuple[str, ...] = ()  # other owners' datasets, "owner/slug"
+    machine_shape: str | None = None  # e.g. MACHINE_SHAPE_T4X2; None: the server's default
+    # Optional pre-training inputs, left out by --no-pretrain-sources (their rules must be
+    # accepted on Kaggle, or the push drops them).
+    pretrain_competitions: tuple[str, ...] = ()
+    pretrain_datasets: tuple[str, ...] = ()  # other owners' datasets, "owner/slug"
+    resumable: bool = False  # --resume attaches this kernel's own output
+
+
+@dataclass(frozen=True)
+class KernelOptions:
+    """The build's metadata choices (command-line options), the same for every kernel."""
+
+    resume: bool = False  # attach a resumable kernel's own earlier output
+    pretrain_sources: bool = True  # attach the optional pre-training sources
+    public: bool = False  # is_private false
 
 
 @dataclass(frozen=True)
@@ -38,25 +59,42 @@ class DatasetSpec:
     title: str  # 6-50 characters
 
 
-def kernel_metadata(name: str, spec: KernelSpec, owner: str, datasets: dict) -> dict:
+def kernel_metadata(
+    name: str,
+    spec: KernelSpec,
+    owner: str,
+    datasets: dict,
+    options: KernelOptions | None = None,
+) -> dict:
     """kernel-metadata.json for `kaggle kernels push -p build/<name>`; `datasets` is the table
-    the keys in `spec.datasets` refer to."""
-    return {
+    the keys in `spec.datasets` refer to; `options` the build's choices (default: none)."""
+    options = options or KernelOptions()
+    competitions = list(spec.competitions)
+    public = list(spec.public_datasets)
+    if options.pretrain_sources:
+        competitions += [c for c in spec.pretrain_competitions if c not in competitions]
+        public += [d for d in spec.pretrain_datasets if d not in public]
+    kernels = list(spec.kernels)
+    if options.resume and spec.resumable and spec.slug not in kernels:
+        kernels.append(spec.slug)
+    meta = {
         "id": f"{owner}/{spec.slug}",
         "title": spec.title,
         "code_file": f"{name}.ipynb",
         "language": "python",
         "kernel_type": "notebook",
-        "is_private": True,
+        "is_private": not options.public,
         "enable_gpu": spec.enable_gpu,
         "enable_tpu": False,
         "enable_internet": spec.enable_internet,
-        "dataset_sources": [f"{owner}/{datasets[key].slug}" for key in spec.datasets]
-        + list(spec.public_datasets),
-        "competition_sources": list(spec.competitions),
-        "kernel_sources": [f"{owner}/{slug}" for slug in spec.kernels],
+        "dataset_sources": [f"{owner}/{datasets[key].slug}" for key in spec.datasets] + public,
+        "competition_sources": competitions,
+        "kernel_sources": [f"{owner}/{slug}" for slug in kernels],
         "model_sources": [],
     }
+    if spec.machine_shape:
+        meta["machine_shape"] = spec.machine_shape
+    return meta
 
 
 def dataset_metadata(spec: DatasetSpec, owner: str) -> dict:

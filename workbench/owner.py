@@ -1,9 +1,11 @@
-"""Whose Kaggle account the built ids name: --owner, $KAGGLE_USERNAME, kaggle.json, or a
-placeholder with instructions (a plain build needs no credentials)."""
+"""Whose Kaggle account the built ids name: --owner, $KAGGLE_USERNAME, kaggle.json, then (for
+the commands that talk to Kaggle) the API's answer for an access token; a plain build with none
+of these writes a placeholder and says how to fix it (it needs no credentials)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from workbench.errors import BuildError
@@ -19,8 +21,25 @@ def kaggle_json_paths(environ, home: Path) -> list[Path]:
     return [home / ".kaggle" / "kaggle.json", xdg / "kaggle" / "kaggle.json"]
 
 
-def resolve_owner(cli_owner, environ, home: Path) -> tuple[str | None, str]:
-    """(owner, where it came from): --owner, then $KAGGLE_USERNAME, then kaggle.json's username.
+def token_source(environ, home: Path) -> str | None:
+    """Where kaggle 2.x finds an access token ($KAGGLE_API_TOKEN, ~/.kaggle/access_token, or
+    `kaggle auth login`'s ~/.kaggle/credentials.json), if anywhere. Nothing is read from it:
+    the API is asked whose it is."""
+    if environ.get("KAGGLE_API_TOKEN"):
+        return "$KAGGLE_API_TOKEN"
+    for name in ("access_token", "access_token.txt", "credentials.json"):  # the last: OAuth
+        path = home / ".kaggle" / name
+        if path.is_file() and path.stat().st_size > 0:
+            return str(path)
+    return None
+
+
+def resolve_owner(
+    cli_owner, environ, home: Path, whoami: Callable[[], str | None] | None = None
+) -> tuple[str | None, str]:
+    """(owner, where it came from): --owner, then $KAGGLE_USERNAME, then kaggle.json's username,
+    then, with an access token and `whoami` (only commands that talk to Kaggle pass one), the
+    API's own answer for that token. (None, "nowhere") when none applies.
 
     Only the username is read from kaggle.json; the key is never touched.
     """
@@ -36,6 +55,11 @@ def resolve_owner(cli_owner, environ, home: Path) -> tuple[str | None, str]:
                 raise BuildError(f"{path}: cannot read the username ({err}); fix the file") from err
             if username:
                 return username, str(path)
+    source = token_source(environ, home)
+    if source and whoami is not None:
+        username = whoami()
+        if username:
+            return username, f"Kaggle's answer for the access token in {source}"
     return None, "nowhere"
 
 
@@ -45,7 +69,8 @@ def owner_help(fields: list[str]) -> str:
     return (
         f"No Kaggle username found: these fields hold the placeholder {OWNER_PLACEHOLDER!r}:\n"
         f"{listing}\nFix: rebuild with --owner NAME, or `export KAGGLE_USERNAME=NAME`, or put "
-        f"your kaggle.json in ~/.kaggle/ (or $KAGGLE_CONFIG_DIR)."
+        f"your kaggle.json in ~/.kaggle/ (or $KAGGLE_CONFIG_DIR). With an access token only, "
+        f"`python build_kernels.py push ...` asks Kaggle who you are and fills the owner in."
     )
 
 
