@@ -19,9 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import soundfile as sf
 
-from lib.audio import load_audio
+from lib.audio import AudioError, audio_info, load_audio
 from lib.sources import AUDIO_SUFFIXES
 
 LABEL_WINDOW_SECONDS = 5.0  # train_soundscape_labels.csv: `seconds` is the end of a 5-s window
@@ -189,9 +188,8 @@ def noise_bank_from_files(
     bad: list[str] = []
     for path in paths:
         try:
-            info = sf.info(str(path))
-            seconds = info.frames / info.samplerate
-        except Exception:  # soundfile raises LibsndfileError, RuntimeError, OSError...
+            seconds = audio_info(path).seconds
+        except AudioError:
             seconds = 0.0
         if seconds <= 0.0:
             bad.append(str(path))
