@@ -104,11 +104,18 @@ def _load_whole(path: Path, sample_rate: int) -> np.ndarray:
         raise AudioError(f"{path}: cannot decode audio ({err})") from err
     if wave.shape[0] == 0:
         raise AudioError(f"{path}: file holds no audio samples")
-    wave = _to_mono(wave)  # (samples, channels) -> (samples,)
-    wave = np.nan_to_num(wave, nan=0.0, posinf=0.0, neginf=0.0)
+    wave = _finite(_to_mono(wave))  # (samples, channels) -> (samples,)
     if file_rate != sample_rate:
         wave = soxr.resample(wave, file_rate, sample_rate, quality="HQ")
     return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def _finite(wave: np.ndarray) -> np.ndarray:
+    """Non-finite samples -> 0. One sum tells whether any exists (NaN/inf propagate; float32
+    audio cannot overflow a sum), so clean audio skips `nan_to_num`'s ~0.2 ms per 5 s."""
+    if np.isfinite(wave.sum()):
+        return wave
+    return np.nan_to_num(wave, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _to_mono(wave: np.ndarray) -> np.ndarray:
@@ -186,8 +193,7 @@ def _read_span(
         seek_to = min(first, _ogg_safe_seek_limit(audio.name, total))
     audio.seek(seek_to)
     wave = audio.read(last - seek_to, dtype="float32", always_2d=True)[first - seek_to :]
-    wave = _to_mono(wave)
-    wave = np.nan_to_num(wave, nan=0.0, posinf=0.0, neginf=0.0)
+    wave = _finite(_to_mono(wave))
     if file_rate != sample_rate:
         wave = soxr.resample(wave, file_rate, sample_rate, quality="HQ")
     wave = wave[skip : skip + out_count]
