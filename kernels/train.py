@@ -51,7 +51,14 @@ from IPython.display import Image, display
 # %% the library (build_kernels.py inlines it here; keep this cell imports only: its text is
 # what the torchrun script for two GPUs is made of)
 from lib.config import Config
-from lib.paths import find_competition, find_dataset, input_root, working_root
+from lib.noise import find_noise_bank
+from lib.paths import (
+    find_competition,
+    find_dataset,
+    find_notebook_output,
+    input_root,
+    working_root,
+)
 from lib.run_dir import pretraining_table
 from lib.sources import class_list, make_folds, read_birdclef2023, read_sources
 from lib.train_folds import run_training
@@ -114,14 +121,12 @@ for name, slugs in SOURCE_SLUGS.items():
         SOURCE_ROOTS[name] = found
 print(f"competition: {COMPETITION}")
 print(f"pre-training sources: {SOURCE_ROOTS or 'none attached'}")
-NOISE_FILES = []
-if NOISE_DATASET:
-    noise_dir = find_dataset(NOISE_DATASET)
-    NOISE_FILES = sorted(p for p in noise_dir.rglob("*") if p.suffix in (".ogg", ".wav", ".mp3"))
-    print(f"background noise: {len(NOISE_FILES)} files in {noise_dir}")
+# Background noise: 2021's nocall soundscape windows plus NOISE_DATASET, decoded on demand.
+NOISE_DIRS = [find_dataset(NOISE_DATASET)] if NOISE_DATASET else []
+NOISE_BANK = find_noise_bank(SOURCE_ROOTS.get("birdclef-2021", []), NOISE_DIRS, CONFIG.clip_seconds)
+print(NOISE_BANK.summary())
+NOISE_FILES = []  # the bank holds them; until run_training takes noise_bank=NOISE_BANK
 # resume: this notebook's earlier output, attached by `python build_kernels.py --resume`
-from lib.paths import find_notebook_output
-
 try:
     EARLIER = find_notebook_output(RESUME_FROM, required="runs") / "runs"
 except FileNotFoundError:

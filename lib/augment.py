@@ -16,10 +16,10 @@ import numpy as np
 import soxr
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from lib.audio import AudioError, crop_or_pad, load_audio
+from lib.audio import AudioError, crop_or_pad
 from lib.config import Config
+from lib.noise import NoiseBank, combine_banks, load_noise, noise_bank_from_files
 
 
 def power(wave: np.ndarray) -> float:
@@ -81,25 +81,6 @@ def add_background(
     return (wave + gain * piece).astype(np.float32)
 
 
-def load_noises(paths: Sequence[str | Path], sample_rate: int) -> list[np.ndarray]:
-    """Decode background recordings once into memory (float16), skipping unreadable ones."""
-    noises, bad = [], []
-    for path in tqdm(list(paths), desc="background noise", unit="file", disable=len(paths) < 20):
-        try:
-            noises.append(load_audio(path, sample_rate).astype(np.float16))
-        except AudioError:
-            bad.append(str(path))
-    if bad:
-        warnings.warn(
-            f"background noise: {len(bad)} of {len(paths)} files unreadable and skipped "
-            f"(e.g. {bad[0]})",
-            stacklevel=2,
-        )
-    if paths and not noises:
-        raise AudioError(f"background noise: none of the {len(paths)} files could be decoded")
-    return noises
-
-
 def _uniform(rng: np.random.Generator, bounds: Sequence[float]) -> float:
     return float(rng.uniform(bounds[0], bounds[1]))
 
@@ -107,25 +88,65 @@ def _uniform(rng: np.random.Generator, bounds: Sequence[float]) -> float:
 class WaveAugment:
     """Per-clip waveform augmentation, `(wave, rng) -> wave`, each step with its config
     probability: pitch shift (of the recording), then background noise, Gaussian and uniform
-    noise (added to what the microphone heard). All randomness comes from `rng`."""
+    noise (added to what the microphone heard). All randomness comes from `rng`.
 
-    def __init__(self, config: Config, noise_files: Sequence[str | Path] = ()):
+    Background noise comes from `noise_bank` (lib.noise: 2021 nocall windows, noise folders)
+    plus any `noise_files` (cut into clip-length segments); a drawn segment is crop-decoded
+    when needed, so nothing is held in memory. With segments, `config.background_noise_p`
+    applies (the recipe's 0.3); without, background noise is off, with a warning.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        noise_files: Sequence[str | Path] = (),
+        noise_bank: NoiseBank | None = None,
+    ):
         self.config = config
-        self.noises = load_noises(noise_files, config.sample_rate)
-        if config.background_noise_p > 0 and not self.noises:
+        bank = noise_bank or NoiseBank()
+        if noise_files:
+            bank = combine_banks(bank, noise_bank_from_files(noise_files, config.clip_seconds))
+        self.noise_bank = bank
+        self._bad_noise: set[tuple[str, float]] = set()  # segments that failed to decode
+        if config.background_noise_p > 0 and not bank:
             warnings.warn(
-                "background_noise_p > 0 but no noise files were given: background noise is off",
+                "background_noise_p > 0 but no noise bank or noise files were given: background "
+                "noise is off",
                 stacklevel=2,
             )
+
+    def background(self, rng: np.random.Generator) -> tuple[np.ndarray | None, float]:
+        """A drawn noise segment's audio (None if it cannot be decoded) and the SNR to mix at.
+
+        Both draws come from `rng` before decoding, so the choice never depends on the files.
+        An unreadable segment is skipped (warned once per process), never fatal mid-epoch.
+        """
+        segment = self.noise_bank.pick(rng)
+        snr = _uniform(rng, self.config.background_noise_snr_db)
+        key = (segment.path, segment.offset)
+        if key in self._bad_noise:
+            return None, snr
+        try:
+            return load_noise(segment, self.config.sample_rate), snr
+        except (AudioError, OSError) as err:
+            if not self._bad_noise:
+                warnings.warn(
+                    f"background noise: a segment could not be decoded and is skipped ({err}); "
+                    "further unreadable segments are skipped silently",
+                    stacklevel=2,
+                )
+            self._bad_noise.add(key)
+            return None, snr
 
     def __call__(self, wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         c = self.config
         wave = np.asarray(wave, dtype=np.float32)
         if rng.random() < c.pitch_shift_p:
             wave = pitch_shift(wave, _uniform(rng, c.pitch_shift_semitones), c.sample_rate)
-        if rng.random() < c.background_noise_p and self.noises:
-            noise = self.noises[int(rng.integers(len(self.noises)))]
-            wave = add_background(wave, noise, _uniform(rng, c.background_noise_snr_db), rng)
+        if rng.random() < c.background_noise_p and self.noise_bank:
+            noise, snr = self.background(rng)
+            if noise is not None:
+                wave = add_background(wave, noise, snr, rng)
         if rng.random() < c.gaussian_noise_p:
             wave = add_gaussian_noise(wave, _uniform(rng, c.gaussian_noise_snr_db), rng)
         if rng.random() < c.uniform_noise_p:

@@ -66,7 +66,11 @@ def _as_roots(root: str | Path | Sequence[str | Path]) -> list[Path]:
 
 
 def _read_table(name: str, fmt: SourceFormat, roots: list[Path]) -> pd.DataFrame:
-    """The metadata CSV from the first root that holds it; required columns checked."""
+    """The metadata CSV of every root that holds one, concatenated; required columns checked.
+
+    Xeno-canto extended ships as two datasets (A-M, N-Z) whose tables may each list their own
+    half or both list both: rows are concatenated and repeats dropped in `read_source`.
+    """
     found = [r / fmt.table for r in roots if (r / fmt.table).is_file()]
     if not found:
         tried = ", ".join(str(r / fmt.table) for r in roots)
@@ -74,14 +78,17 @@ def _read_table(name: str, fmt: SourceFormat, roots: list[Path]) -> pd.DataFrame
             f"{name}: metadata table not found (tried {tried}); point the {name!r} root at the "
             f"folder that holds {fmt.table}"
         )
-    table = pd.read_csv(found[0])
-    for column in (fmt.label, "filename"):
-        if column not in table.columns:
-            raise KeyError(
-                f"{name}: column {column!r} missing from {found[0]} (columns: "
-                f"{list(table.columns)}); is this really the {name} table?"
-            )
-    return table
+    tables = []
+    for path in found:
+        table = pd.read_csv(path)
+        for column in (fmt.label, "filename"):
+            if column not in table.columns:
+                raise KeyError(
+                    f"{name}: column {column!r} missing from {path} (columns: "
+                    f"{list(table.columns)}); is this really the {name} table?"
+                )
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
 
 
 def _index_audio(name: str, fmt: SourceFormat, roots: list[Path]) -> dict[str, str]:
@@ -157,19 +164,29 @@ def _xc_ids(table: pd.DataFrame) -> list[str]:
     return [f"XC{int(d)}" if isinstance(d, str) else "" for d in digits]
 
 
+def _relative_paths(table: pd.DataFrame, label: str) -> list[str]:
+    """'label/file' of each row: 2021 and 2020-dialect tables give the bare file name."""
+    labels = table[label].astype(str).str.strip()
+    files = table["filename"].astype(str).str.strip()
+    return [f if "/" in f else f"{lab}/{f}" for lab, f in zip(labels, files, strict=True)]
+
+
 def read_source(name: str, root: str | Path | Sequence[str | Path]) -> pd.DataFrame:
     """One source's recordings in the common table (COLUMNS); listed-but-missing files dropped.
 
     `root` is the source's folder (e.g. /kaggle/input/birdclef-2022), or several folders for a
-    source split over datasets (Xeno-canto extended A-M and N-Z): the table is read from the
-    first that has it, audio is looked up in all of them.
+    source split over datasets (Xeno-canto extended A-M and N-Z): the tables of all of them are
+    read (a file listed twice counts once), and each file is found in whichever folder has it.
+    Listing never decodes: a 0-byte or non-audio file is listed like any other; the training
+    data's header pass finds those (each row's `source` says where it came from).
     """
     fmt, roots = _source_format(name), _as_roots(root)
     table = _read_table(name, fmt, roots)
     index = _index_audio(name, fmt, roots)
+    rel = _relative_paths(table, fmt.label)
+    once = ~pd.Series(rel).duplicated().to_numpy()  # a file listed by several roots' tables
+    table, rel = table[once].reset_index(drop=True), np.asarray(rel, dtype=object)[once].tolist()
     labels = table[fmt.label].astype(str).str.strip()
-    files = table["filename"].astype(str).str.strip()
-    rel = [f if "/" in f else f"{lab}/{f}" for lab, f in zip(labels, files, strict=True)]
     rating = table["rating"] if "rating" in table.columns else np.nan
     out = pd.DataFrame(
         {
@@ -184,9 +201,11 @@ def read_source(name: str, root: str | Path | Sequence[str | Path]) -> pd.DataFr
     missing = out["path"] == ""
     if missing.any():
         example = rel[int(np.flatnonzero(missing.to_numpy())[0])]
+        absent = [d for d in fmt.audio_dirs if not any((r / d).is_dir() for r in roots)]
+        hint = f"; no {' or '.join(absent)} folder is attached" if absent else ""
         warnings.warn(
             f"{name}: {int(missing.sum())} of {len(out)} files listed in {fmt.table} are missing "
-            f"under {[str(r) for r in roots]} (e.g. {example}); they are skipped",
+            f"under {[str(r) for r in roots]} (e.g. {example}){hint}; they are skipped",
             stacklevel=2,
         )
     return out[~missing].reset_index(drop=True)

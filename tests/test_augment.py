@@ -98,7 +98,7 @@ def test_wave_augment_p0_is_identity_and_p1_is_deterministic(tmp_path):
     write_audio(noise_file, np.random.default_rng(3).uniform(-0.1, 0.1, 8 * SR), SR)
     on = no_aug(pitch_shift_p=1.0, background_noise_p=1.0, gaussian_noise_p=1.0)
     augment = WaveAugment(on.replace(uniform_noise_p=1.0), noise_files=[noise_file])
-    assert len(augment.noises) == 1
+    assert [(s.offset, s.duration) for s in augment.noise_bank.segments] == [(0.0, 5.0), (5.0, 3.0)]
     first = augment(clean, np.random.default_rng(5))
     assert first.shape == clean.shape and first.dtype == np.float32
     assert not np.allclose(first, clean)
@@ -106,9 +106,9 @@ def test_wave_augment_p0_is_identity_and_p1_is_deterministic(tmp_path):
     assert not np.array_equal(first, augment(clean, np.random.default_rng(6)))
 
 
-def test_wave_augment_background_only_from_noise_files():
+def test_wave_augment_background_only_from_noise():
     clean = tone()
-    with pytest.warns(UserWarning, match="no noise files"):
+    with pytest.warns(UserWarning, match="no noise bank or noise files"):
         augment = WaveAugment(no_aug(background_noise_p=1.0))
     assert np.array_equal(augment(clean, np.random.default_rng(0)), clean)
 

@@ -138,17 +138,68 @@ def test_missing_files_are_warned_with_a_count_and_dropped(root, tmp_path):
     assert not set(gone) & set(table["path"])
 
 
-def test_xeno_canto_halves_in_two_folders(root, tmp_path):
-    """Kaggle ships Xeno-canto extended A-M and N-Z as two datasets."""
+def split_xeno_canto(root: Path, dest: Path, layout: str) -> list[Path]:
+    """Xeno-canto extended as Kaggle ships it: two datasets, A-M and N-Z. `layout`: each
+    dataset's train_extended.csv lists its own half ("own") or both list both ("both")."""
+    source = root / "xeno-canto-extended"
+    table = pd.read_csv(source / "train_extended.csv")
+    rel = [f"{code}/{name}" for code, name in zip(table.ebird_code, table.filename, strict=True)]
+    in_first = np.array([(source / "A-M" / r).is_file() for r in rel])
+    assert in_first.any() and not in_first.all(), "the fixture should fill both halves"
+    roots = []
+    for half, rows in (("A-M", in_first), ("N-Z", ~in_first)):
+        folder = dest / f"xeno-canto-bird-recordings-extended-{half.lower()}"
+        shutil.copytree(source / half, folder / half)
+        (table[rows] if layout == "own" else table).to_csv(folder / "train_extended.csv",
+                                                           index=False)  # fmt: skip
+        roots.append(folder)
+    return roots
+
+
+@pytest.mark.parametrize("layout", ["own", "both"])
+def test_xeno_canto_halves_in_two_datasets(root, tmp_path, layout):
     whole = read_source("xeno-canto-extended", root / "xeno-canto-extended")
-    first, second = tmp_path / "a-m", tmp_path / "n-z"
-    for dest, half in ((first, "A-M"), (second, "N-Z")):
-        dest.mkdir()
-        shutil.copy(root / "xeno-canto-extended" / "train_extended.csv", dest)
-        if (root / "xeno-canto-extended" / half).is_dir():
-            shutil.copytree(root / "xeno-canto-extended" / half, dest / half)
-    split = read_source("xeno-canto-extended", [first, second])
-    assert split.drop(columns="path").equals(whole.drop(columns="path"))
+    roots = split_xeno_canto(root, tmp_path, layout)
+    split = read_source("xeno-canto-extended", roots)
+    assert len(split) == len(whole) and split["xc_id"].is_unique
+    key = ["xc_id", "primary_label"]
+    assert (
+        split.sort_values(key)
+        .drop(columns="path")
+        .reset_index(drop=True)
+        .equals(whole.sort_values(key).drop(columns="path").reset_index(drop=True))
+    )
+    assert all(Path(p).is_file() and Path(p).is_relative_to(tmp_path) for p in split["path"])
+    union = read_sources({**all_roots(root), "xeno-canto-extended": roots})
+    reference = read_sources(all_roots(root))
+    assert union["xc_id"].is_unique
+    assert (
+        union.set_index("xc_id")["source"]
+        .sort_index()
+        .equals(reference.set_index("xc_id")["source"].sort_index())
+    )
+
+
+def test_xeno_canto_one_half_attached_warns_about_the_other(root, tmp_path):
+    first, _ = split_xeno_canto(root, tmp_path, "both")
+    with pytest.warns(UserWarning, match="no N-Z folder is attached"):
+        half = read_source("xeno-canto-extended", first)
+    assert len(half) > 0
+    assert all("/A-M/" in p for p in half["path"])
+
+
+@pytest.mark.parametrize("name", list(SOURCES))
+def test_broken_files_are_listed_not_decoded(root, tmp_path, name):
+    """A 0-byte and a non-audio file stay in the table (the header pass skips them later),
+    with the `source` column saying where they came from."""
+    src = copy_source(root, name, tmp_path)
+    full = read_source(name, src)
+    empty, junk = Path(full["path"].iloc[0]), Path(full["path"].iloc[-1])
+    empty.write_bytes(b"")
+    junk.write_text("<html>404 not found</html>")
+    table = read_source(name, src)
+    assert table.equals(full)
+    assert (table["source"] == name).all()
 
 
 def test_parse_label_list():

@@ -14,6 +14,7 @@ from workbench.synthetic.recordings import (
     write_recordings,
 )
 from workbench.synthetic.soundscapes import sample_submission, write_soundscapes
+from workbench.synthetic.soundscapes2021 import write_birdclef2021_soundscapes
 from workbench.synthetic.spec import SyntheticSpec, make_taxonomy
 
 DEFAULT_SPEC = SyntheticSpec()
@@ -53,7 +54,9 @@ def readme_text(spec: SyntheticSpec, stems: list[str]) -> str:
         lines += [
             "birdsong-recognition/ BirdCLEF 2020: train.csv + train_audio/<ebird_code>/XC*.mp3 "
             "(44.1 kHz)",
-            "birdclef-2021/        train_metadata.csv + train_short_audio/<label>/XC*.ogg",
+            "birdclef-2021/        train_metadata.csv + train_short_audio/<label>/XC*.ogg,",
+            "                      train_soundscapes/<audio_id>_<site>_<date>.ogg + "
+            "train_soundscape_labels.csv (nocall windows = noise bank)",
             "birdclef-2022/        train_metadata.csv + train_audio/<label>/XC*.ogg",
             "xeno-canto-extended/  train_extended.csv + A-M|N-Z/<ebird_code>/XC*.mp3",
             "Pre-training sources hold the 2023 species plus "
@@ -88,6 +91,8 @@ def make_competition(
         rows = catalog[catalog.xc_id.isin(placements.xc_id[placements.source == source.folder])]
         table = metadata_table(source, rows, taxonomy, source.sample_rate or spec.sample_rate)
         table.to_csv(root / source.folder / source.table, index=False)
+    if spec.with_pretrain_sources:  # 2021's train_soundscapes: the background-noise bank
+        write_birdclef2021_soundscapes(root, spec)
     stems = write_soundscapes(comp, root / "solution.csv", spec)
     sample_submission(stems[0], spec).to_csv(comp / "sample_submission.csv", index=False)
     taxonomy.to_csv(comp / "eBird_Taxonomy_v2021.csv", index=False)
