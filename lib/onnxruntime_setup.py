@@ -7,6 +7,7 @@ checks) and the builder fetches the wheels of this version for the offline infer
 from __future__ import annotations
 
 import importlib
+import site
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ def ensure_onnxruntime(wheels_dir: str | Path | None, allow_download: bool = Fal
     except ImportError:
         pass
     folder = Path(wheels_dir) if wheels_dir is not None else None
-    command = [sys.executable, "-m", "pip", "install", "--no-deps"]
+    command = [sys.executable, "-m", "pip", "install", "--no-deps", "--disable-pip-version-check"]
     if folder is not None and any(folder.glob("onnxruntime-*.whl")):
         packages = ["onnxruntime"] + (
             ["flatbuffers"] if any(folder.glob("flatbuffers-*.whl")) else []
@@ -46,7 +47,10 @@ def ensure_onnxruntime(wheels_dir: str | Path | None, allow_download: bool = Fal
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(
-            f"installing onnxruntime ({' '.join(command[4:])}) failed:\n{done.stderr[-2000:]}"
+            f"installing onnxruntime ({' '.join(command[6:])}) failed:\n{done.stderr[-2000:]}"
         )
+    user_site = site.getusersitepackages()  # a read-only site-packages makes pip install there
+    if Path(user_site).is_dir() and user_site not in sys.path:
+        site.addsitedir(user_site)
     importlib.invalidate_caches()
     return importlib.import_module("onnxruntime").__version__

@@ -24,9 +24,6 @@ import pytest
 import torch
 from conftest import ROOT, TINY_BACKBONE
 
-# The builder's wheel functions. build_kernels.py today; after the restructure switch this one
-# import to `from workbench.wheels import copy_wheels, default_wheel_cache, fetch_wheels`.
-from build_kernels import copy_wheels, default_wheel_cache, fetch_wheels
 from lib.config import Config
 from lib.export import export_onnx
 from lib.features import LogMel
@@ -34,6 +31,7 @@ from lib.infer import make_session
 from lib.model import build_model
 from lib.models_dataset import INPUT_NAME, OUTPUT_NAME, fold_file
 from lib.onnxruntime_setup import ONNXRUNTIME_VERSION
+from workbench.wheels import copy_wheels, default_wheel_cache, fetch_wheels
 
 pytestmark = pytest.mark.slow
 

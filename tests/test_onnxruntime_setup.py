@@ -35,6 +35,7 @@ def test_ensure_onnxruntime(tmp_path, monkeypatch):
         "pip",
         "install",
         "--no-deps",
+        "--disable-pip-version-check",
         "--no-index",
         "--find-links",
         str(tmp_path),
