@@ -43,7 +43,7 @@ from workbench.metadata import (  # noqa: E402
     KernelSpec,
 )
 from workbench.owner import OWNER_PLACEHOLDER  # noqa: E402
-from workbench.roundtrip import Waits, run_command  # noqa: E402
+from workbench.roundtrip_cli import ROUNDTRIP_COMMANDS, roundtrip_main  # noqa: E402
 from workbench.wheels import KAGGLE_PYTHON, default_wheel_cache  # noqa: E402
 
 # The one table of per-kernel settings. A code-competition submission must run offline.
@@ -217,79 +217,10 @@ def rehearse_from_args(args: argparse.Namespace, folders: dict[str, Path]) -> in
     return 0
 
 
-ROUNDTRIP_COMMANDS = {
-    "push": "push build/NAME to Kaggle: a dataset (wheels, models) is created or gets a new "
-    "version; a notebook (train, infer) waits for your datasets it reads, checks its other "
-    "inputs, then is pushed",
-    "status": "wait for notebook NAME's run: exit 0 complete, 1 error (log tail shown), 2 "
-    "still running at --timeout",
-    "fetch": "download the training notebook's output into build/models/ (refuses an output "
-    "missing a fold or classes.json)",
-    "submit": "submit the inference notebook's latest complete version (or --version N) to the "
-    "competition; --wait polls until scored",
-}
-
-
-def parse_roundtrip_args(argv: list[str]) -> argparse.Namespace:
-    """`push NAME`, `status NAME`, `fetch`, `submit`: the Kaggle round trip."""
-    parser = argparse.ArgumentParser(
-        prog="build_kernels.py",
-        description="The Kaggle round trip through the kaggle CLI pinned in requirements.txt. "
-        "Exit code 0 done, 1 failed (the message names the cause and the fix), 2 still waiting "
-        "at the timeout.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    for command, text in ROUNDTRIP_COMMANDS.items():
-        sub = commands.add_parser(command, help=text, description=text)
-        if command in ("push", "status"):
-            sub.add_argument("name", help="a folder of --out: wheels, models, train, infer")
-        sub.add_argument(
-            "--out", default=str(REPO / "build"), help="the build folder (default: %(default)s)"
-        )
-        sub.add_argument(
-            "--owner", help="Kaggle user name; default $KAGGLE_USERNAME, kaggle.json, or Kaggle's "
-            "answer for your access token",
-        )  # fmt: skip
-        sub.add_argument(
-            "--poll", type=float, default=Waits.poll, metavar="SECONDS",
-            help="seconds between status polls (default: %(default)s)",
-        )  # fmt: skip
-        sub.add_argument(
-            "--timeout", type=float, metavar="MINUTES",
-            help="minutes to wait: push for your datasets to be ready (default "
-            f"{Waits.datasets / 60:.0f}), status for the run (default {Waits.kernel / 60:.0f}: "
-            f"a 12-hour session plus the queue), submit --wait for the score (default "
-            f"{Waits.submission / 60:.0f})",
-        )  # fmt: skip
-        if command in ("push", "submit"):
-            sub.add_argument("-m", "--message", help="version notes / submission description")
-        if command in ("status", "submit"):
-            sub.add_argument("--version", type=int, help="a notebook version (default: latest)")
-        if command == "submit":
-            sub.add_argument("--wait", action="store_true", help="poll until the score is in")
-    return parser.parse_args(argv)
-
-
-def roundtrip_from_args(args: argparse.Namespace) -> int:
-    defaults = Waits()
-    minutes = args.timeout * 60 if args.timeout is not None else None
-    waits = Waits(
-        poll=args.poll,
-        datasets=minutes if minutes is not None and args.command == "push" else defaults.datasets,
-        kernel=minutes if minutes is not None and args.command == "status" else defaults.kernel,
-        submission=minutes if minutes is not None else defaults.submission,
-    )
-    return run_command(
-        args.command, out=Path(args.out), name=getattr(args, "name", None), owner=args.owner,
-        waits=waits, version=getattr(args, "version", None),
-        message=getattr(args, "message", None), wait=getattr(args, "wait", False),
-    )  # fmt: skip
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in ROUNDTRIP_COMMANDS:
-        return roundtrip_from_args(parse_roundtrip_args(argv))
+        return roundtrip_main(argv, default_out=REPO / "build")
     args = parse_args(argv)
     start = time.perf_counter()
     try:
