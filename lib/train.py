@@ -32,7 +32,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,10 +39,18 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
+from tqdm.auto import tqdm
 
 from lib.augment import WaveAugment
 from lib.config import Config
-from lib.dataset import AudioCache, ClipDataset, make_loader, set_epoch
+from lib.dataset import (
+    AudioCache,
+    ClipDataset,
+    default_cache_dir,
+    make_cache,
+    make_loader,
+    set_epoch,
+)
 from lib.distributed import (
     DDP_CHILD_ENV,
     DistInfo,
@@ -70,6 +77,7 @@ from lib.run_dir import (
     write_json_atomic,
 )
 from lib.sources import split_fold
+from lib.train_data import index_recordings, skip_log_for
 from lib.trainer import (
     FoldTrainer,
     Progress,
@@ -83,35 +91,7 @@ from lib.trainer import (
     validate,
 )
 
-
-def make_cache(config: Config, cache_dir: str | Path | None = None) -> AudioCache:
-    """The decoded-audio cache for `config` (rate, dtype, seconds kept per recording)."""
-    return AudioCache(
-        cache_dir or default_cache_dir(),
-        config.sample_rate,
-        config.cache_dtype,
-        config.cache_max_seconds,
-    )
-
-
-def default_cache_dir() -> Path:
-    """Decoded audio outside the run (not an output); shared by runs, keyed by file and rate."""
-    return Path(tempfile.gettempdir()) / "birdclef-audio-cache"
-
-
 # --- data ------------------------------------------------------------------------------------
-
-
-def drop_unreadable(table: pd.DataFrame, cache: AudioCache, info: DistInfo) -> pd.DataFrame:
-    """Decode everything once into the cache (rank 0; the others wait) and drop the recordings
-    that cannot be decoded, with a count, so no epoch meets them."""
-    bad = cache.warm(table["path"], num_workers=os.cpu_count() or 2) if info.is_main else None
-    bad = set(broadcast_object(bad, info))
-    if not bad:
-        return table
-    if info.is_main:
-        print(f"dropping {len(bad)} unreadable recording(s) of {len(table)}, e.g. {min(bad)}")
-    return table[~table["path"].astype(str).isin(bad)].reset_index(drop=True)
 
 
 def fold_loaders(
@@ -119,15 +99,16 @@ def fold_loaders(
     train_df: pd.DataFrame,
     valid_df: pd.DataFrame,
     classes: list[str],
-    cache: AudioCache,
+    cache: AudioCache | None,
     noise_files,
     info: DistInfo,
+    skip_log=None,
 ) -> tuple[DataLoader, DataLoader, ClipDataset]:
     """Training loader (random crops, waveform augmentation; sharded across ranks) and this
     rank's share of the validation clips (every world_size-th, gathered after prediction)."""
     augment = WaveAugment(config, noise_files)
-    train_ds = ClipDataset(train_df, classes, config, cache, train=True, augment=augment)
-    valid_ds = ClipDataset(valid_df, classes, config, cache, train=False)
+    train_ds = ClipDataset(train_df, classes, config, cache, True, augment, skip_log)
+    valid_ds = ClipDataset(valid_df, classes, config, cache, False, skip_log=skip_log)
     sampler = None
     if info.enabled:  # same number of samples per rank (padded), shuffled by (seed, epoch)
         sampler = DistributedSampler(train_ds, info.world_size, info.rank, seed=config.seed)
@@ -170,8 +151,9 @@ def train_fold(
         return {**json.loads((fold_dir / "result.json").read_text()), "skipped": True}
     table = with_row_ids(table)
     train_df, valid_df = split_fold(table, fold)
-    cache = make_cache(config, cache_dir)
-    loaders = fold_loaders(config, train_df, valid_df, classes, cache, noise_files, info)
+    cache = make_cache(config, cache_dir, share=1 / info.world_size)
+    loaders = fold_loaders(config, train_df, valid_df, classes, cache, noise_files, info,
+                           skip_log_for(out_dir))  # fmt: skip
     device = device_for(info, device)
     t = build_trainer(config, classes, fold, device, info, len(loaders[0]), init_weights)
     progress = Progress()
@@ -191,6 +173,18 @@ def train_fold(
 
 def run_epochs(t, loaders, row_ids, fold_dir: Path, progress: Progress, deadline) -> bool:
     """Epochs progress.next_epoch .. config.epochs - 1; False if stopped by the deadline."""
+    with epoch_bar(t, progress.next_epoch) as bar:
+        return _run_epochs(t, loaders, row_ids, fold_dir, progress, deadline, bar)
+
+
+def epoch_bar(t: FoldTrainer, done: int) -> tqdm:
+    """The fold's bar counting epochs, left in the saved notebook (the step and validation bars
+    inside it are transient); rank 0 only."""
+    return tqdm(total=t.config.epochs, initial=done, desc=f"{t.config.stage} fold {t.fold}",
+                unit="epoch", disable=not t.info.is_main)  # fmt: skip
+
+
+def _run_epochs(t, loaders, row_ids, fold_dir, progress, deadline, bar) -> bool:
     train_loader, valid_loader, valid_ds = loaders
     while progress.next_epoch < t.config.epochs:
         epoch, start = progress.next_epoch, time.time()
@@ -210,7 +204,8 @@ def run_epochs(t, loaders, row_ids, fold_dir: Path, progress: Progress, deadline
         progress.next_epoch = epoch + 1
         if t.info.is_main:
             save_epoch(t, fold_dir, progress, probs if improved else None, row_ids)
-            print(_epoch_line(t, row, improved), flush=True)
+            bar.write(_epoch_line(t, row, improved))
+        bar.update(1)
         barrier(t.info)
         if progress.next_epoch < t.config.epochs and _out_of_time(deadline, row["seconds"], t.info):
             return False
@@ -292,15 +287,15 @@ def train_folds(
 ) -> dict:
     """Train config.folds (empty: every fold) into out_dir; finished folds are skipped.
 
-    The table is decoded into the audio cache first (unreadable recordings dropped), folded
+    The file headers are read first (durations; unreadable recordings dropped and listed in
+    out_dir/skipped_files.csv: lib.train_data), the table folded
     (unless it has a `fold` column) and saved as folds.csv. `init_weights` starts every fold
     (e.g. the pre-training run's best.pt). Returns summary.json's content: per-fold results,
     the mean of the folds' best scores and the padded cmAP of all out-of-fold clips together.
     """
     info, out_dir = dist_info(), Path(out_dir)
     prepare_run_dir(out_dir, config, classes, info)
-    cache = make_cache(config, cache_dir)
-    table = prepare_folds(drop_unreadable(table, cache, info), config, out_dir, info)
+    table = prepare_folds(index_recordings(table, config, out_dir, info), config, out_dir, info)
     folds = list(config.folds) or sorted(int(f) for f in table["fold"].unique() if f >= 0)
     if not folds:
         raise ValueError("train_folds: the table has no validation fold (every class is rare?)")
@@ -309,7 +304,7 @@ def train_folds(
         if _out_of_time(deadline, epoch_seconds, info):
             break
         result = train_fold(config, table, classes, fold, out_dir, device, init_weights,
-                            cache.cache_dir, noise_files, deadline)  # fmt: skip
+                            cache_dir, noise_files, deadline)  # fmt: skip
         results.append(result)
         epoch_seconds = result["seconds"] / max(result["epochs_done"], 1)
         if info.is_main:
