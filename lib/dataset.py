@@ -409,8 +409,7 @@ class ClipDataset(Dataset):
         seconds = float(self.seconds[index])
         if np.isfinite(seconds):
             return seconds
-        info = audio_info(str(self.paths[index]))
-        return info.frames / info.samplerate
+        return audio_info(str(self.paths[index])).seconds
 
     def crop_start(self, index: int, rng: np.random.Generator) -> int:
         """First sample (at config.sample_rate) of this epoch's crop; 0 in validation and for
