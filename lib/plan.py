@@ -214,11 +214,10 @@ def _num(value: float | None, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
-def mean_fold_clips(fold_sizes: dict[int, int], always_train: int) -> tuple[int, int]:
-    """(train clips, valid clips) per epoch averaged over the folds: validation = the fold's
-    recordings, training = every other fold's plus the always-training rows (fold -1)."""
+def mean_fold_clips(recordings: int, fold_sizes: dict[int, int]) -> tuple[int, int]:
+    """(train clips, valid clips) per epoch averaged over the folds trained: validation is the
+    fold's recordings, training every other row of the table (fold -1 included)."""
     if not fold_sizes:
-        return always_train, 0
-    total = sum(fold_sizes.values())
-    valid = total / len(fold_sizes)
-    return round(total - valid + always_train), round(valid)
+        return recordings, 0
+    valid = sum(fold_sizes.values()) / len(fold_sizes)
+    return round(recordings - valid), round(valid)

@@ -99,6 +99,6 @@ def test_text_shows_every_stage_and_the_whole_recipe():
 
 
 def test_mean_fold_clips():
-    assert mean_fold_clips({k: 3_400 for k in range(5)}, always_train=0) == (13_600, 3_400)
-    assert mean_fold_clips({0: 10, 1: 12}, always_train=5) == (16, 11)
-    assert mean_fold_clips({}, always_train=7) == (7, 0)
+    assert mean_fold_clips(17_000, {k: 3_400 for k in range(5)}) == (13_600, 3_400)
+    assert mean_fold_clips(27, {0: 10, 1: 12}) == (16, 11)  # 5 rows always train
+    assert mean_fold_clips(7, {}) == (7, 0)
