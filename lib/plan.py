@@ -148,8 +148,9 @@ class TrainingPlan:
             lines.append("  device: not timed (plan_warmup_steps = 0): no hours projected")
         else:
             lines.append(
-                f"  device: {self.train_steps_per_s:.2f} training steps/s per process = "
-                f"{device:,.0f} clips/s; validation {self.device_valid_clips_per_s:,.0f} clips/s"
+                f"  device: {_rate(self.train_steps_per_s)} training steps/s per process = "
+                f"{_rate(device)} clips/s; validation {_rate(self.device_valid_clips_per_s)} "
+                "clips/s"
             )
         header = (
             f"  {'stage':<10} {'recordings':>10} {'species':>7} {'clips/epoch':>15} "
@@ -159,10 +160,11 @@ class TrainingPlan:
         for stage in self.stages:
             times = self.stage_times(stage)
             loader = self.loader_clips_per_s(stage)
+            loader_text = _rate(loader) if loader is not None else "?"
             lines.append(
                 f"  {stage.name:<10} {stage.recordings:>10,} {stage.species:>7,} "
                 f"{f'{stage.train_clips:,}+{stage.valid_clips:,}':>15} "
-                f"{_num(loader):>14} {_num(times.epoch_seconds / 60, 1):>9} "
+                f"{loader_text:>14} {_num(times.epoch_seconds / 60, 1):>9} "
                 f"{f'{stage.epochs}x{stage.folds}':>9} {_num(self.stage_hours(stage), 1):>7}  "
                 f"{times.bottleneck if math.isfinite(times.epoch_seconds) else '?'}"
             )
@@ -190,8 +192,8 @@ class TrainingPlan:
                 continue
             loader, device = self.loader_clips_per_s(stage), self.device_train_clips_per_s
             line = (
-                f"  WARNING: {stage.name}: the loader ({loader:,.0f} clips/s on "
-                f"{self.loader_cores} core(s)) is slower than the device ({device:,.0f} "
+                f"  WARNING: {stage.name}: the loader ({_rate(loader)} clips/s on "
+                f"{self.loader_cores} core(s)) is slower than the device ({_rate(device)} "
                 f"clips/s): the GPU waits {times.device_idle_share:.0%} of the time."
             )
             if stage.cached_clips_per_s_per_core is None:
@@ -206,6 +208,12 @@ class TrainingPlan:
                 )
             out.append(line)
         return out
+
+
+def _rate(value: float) -> str:
+    """Three significant figures without exponents: 192, 31.4, 0.32."""
+    digits = 0 if value >= 100 else 1 if value >= 10 else 2
+    return f"{value:,.{digits}f}"
 
 
 def _num(value: float | None, digits: int = 0) -> str:
