@@ -51,7 +51,7 @@ def read_durations(paths: Iterable[str | Path], workers: int = 4) -> pd.DataFram
     names = [str(p) for p in paths]
     if workers > 1 and len(names) > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(header_seconds, names, chunksize=64))
+            results = list(pool.map(header_seconds, names))
     else:
         results = [header_seconds(name) for name in names]
     return pd.DataFrame(
