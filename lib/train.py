@@ -8,6 +8,7 @@ validate (padded cmAP on the first 5 s of every held-out recording), save. Pre-t
 
 Run directory, the contract with lib.export and the notebooks:
     out_dir/config.json, classes.json, folds.csv  what the run is; a resume must match them
+    out_dir/durations.csv, skipped_files.csv   header pass, bad recordings (lib.train_data)
     out_dir/fold<k>/last.pt      model, optimizer, scheduler, scaler, epoch, best score, history
     out_dir/fold<k>/best.pt      save_checkpoint(...): config, classes, epoch, score, oof
     out_dir/fold<k>/history.csv  epoch, train_loss, valid_loss, valid_cmap, lr, seconds
