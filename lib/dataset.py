@@ -387,8 +387,9 @@ class ClipDataset(Dataset):
         self.skip_log = skip_log
         # Shared memory: set_epoch in the main process reaches persistent worker copies.
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
-        self._bad: set[str] = set()  # skipped by this process
-        self._loud: set[str] = set()  # checked whole and not silent
+        self._bad: set[str] = set()  # listed and warned about by this process
+        self._loud: set[str] = set()  # checked whole: not silent
+        self._silent: set[str] = set()  # checked whole: silent
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -436,12 +437,11 @@ class ClipDataset(Dataset):
         """Whether the whole recording is below config.silent_peak (decoded once; only asked
         when a crop is silent, which a real field recording almost never is)."""
         path = str(self.paths[index])
-        if path in self._loud:
-            return False
+        if path in self._loud or path in self._silent:
+            return path in self._silent
         wave = load_audio(path, self.config.sample_rate)
         silent = not len(wave) or float(np.max(np.abs(wave))) < self.config.silent_peak
-        if not silent:
-            self._loud.add(path)
+        (self._silent if silent else self._loud).add(path)
         return silent
 
     def skip(self, index: int, reason: str) -> None:
@@ -460,8 +460,13 @@ class ClipDataset(Dataset):
             warnings.warn(f"more recordings skipped; all are listed in {where}", stacklevel=3)
 
     def clip(self, index: int, rng: np.random.Generator) -> np.ndarray | None:
-        """This epoch's clip of `index`, or None if the recording is skipped."""
-        if str(self.paths[index]) in self._bad:
+        """This epoch's clip of `index`, or None if the recording is skipped.
+
+        A silent recording is known once checked; a read that fails is tried again next time,
+        so the outcome depends on the crop alone, never on which worker met the file before
+        (a resumed run must equal an uninterrupted one).
+        """
+        if str(self.paths[index]) in self._silent:
             return None
         try:
             clip = self.read_clip(index, self.crop_start(index, rng))
