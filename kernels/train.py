@@ -30,6 +30,13 @@
 #   before `TIME_BUDGET_HOURS`; attach this notebook's output as an input (Add Input > Notebook
 #   Output) and run it again: `runs/` is copied back, finished folds are skipped and the fold in
 #   progress continues from its `last.pt`, losing at most one epoch.
+# - **Scale**: each epoch's 5-s crop is decoded straight from the file (durations come from one
+#   pass over the headers, kept as `runs/<stage>/durations.csv`). Before training, **the plan**
+#   prints the recordings, species and clips per epoch of each stage, the loader's measured
+#   clips/s on this machine's cores, the GPU's step rate (a few uncounted steps), the projected
+#   hours per epoch and for the whole recipe, and the number of sessions; it warns when the
+#   loader, not the GPU, is the bottleneck (then set `cache_budget_gb`). Unreadable or silent
+#   recordings are skipped, never fatal, and listed in `runs/<stage>/skipped_files.csv`.
 # - **Two GPUs** (Kaggle's 2 x T4): the notebook cannot fork itself safely once CUDA is in use,
 #   and spawned workers cannot import code defined in cells. So `run_training` writes the
 #   library inlined in this notebook to `runs/<stage>/ddp/train_ddp.py` (IPython keeps each
@@ -61,6 +68,7 @@ from lib.paths import (
 )
 from lib.run_dir import pretraining_table
 from lib.sources import class_list, make_folds, read_birdclef2023, read_sources
+from lib.throughput import StageData, make_training_plan
 from lib.train_folds import run_training
 
 # %% settings: the recipe's values; $BIRDCLEF_CONFIG (a JSON object) overrides any Config field
@@ -80,9 +88,18 @@ CONFIG = Config.from_env(
         "label_smoothing": 0.1,
         "amp": False,  # the recipe trains in fp32; True: float16 autocast on GPUs
         "seed": 42,
-        "cache_max_seconds": 0.0,  # decoded seconds kept per recording; e.g. 60 if disk runs short
+        # Training data at scale (see the plan below): crops are decoded from the files; the
+        # decoded cache is off (0) unless the plan says the loader is the bottleneck.
+        "cache_budget_gb": 0.0,  # e.g. 12: bytes of decoded audio kept (float16: 64 KB/s)
+        "cache_min_free_gb": 2.0,  # the cache never leaves less than this free on its disk
+        "plan_loader_seconds": 5.0,  # loader sampling per stage for the plan
+        "plan_warmup_steps": 20,  # uncounted training steps that time the GPU (0: skip)
     }
 )
+# Where the decoded cache lives (cache_budget_gb > 0). None: a temporary folder, decoded again
+# in every session. A folder under /kaggle/working survives into this notebook's output (so a
+# resumed session reuses it) but counts against the output's ~20 GB.
+CACHE_DIR = None
 PRETRAIN = True  # pre-train first when the older sources are attached
 PRETRAIN_VALID_FOLD = 0  # pre-training is validated on this fold of the 2023 data
 TIME_BUDGET_HOURS = 11.0  # stop at an epoch boundary after this; rerun to continue
@@ -125,7 +142,6 @@ print(f"pre-training sources: {SOURCE_ROOTS or 'none attached'}")
 NOISE_DIRS = [find_dataset(NOISE_DATASET)] if NOISE_DATASET else []
 NOISE_BANK = find_noise_bank(SOURCE_ROOTS.get("birdclef-2021", []), NOISE_DIRS, CONFIG.clip_seconds)
 print(NOISE_BANK.summary())
-NOISE_FILES = []  # the bank holds them; until run_training takes noise_bank=NOISE_BANK
 # resume: this notebook's earlier output, attached by `python build_kernels.py --resume`
 try:
     EARLIER = find_notebook_output(RESUME_FROM, required="runs") / "runs"
@@ -146,12 +162,29 @@ CLASSES = class_list(COMP_TABLE)  # sorted: sample_submission's column order
 print(f"2023: {len(COMP_TABLE)} recordings, {len(CLASSES)} species")
 print(COMP_TABLE["fold"].value_counts().sort_index().rename("recordings per fold (-1: rare)"))
 
-# %% stage 1: pre-training on the older sources (union of species)
-INIT_WEIGHTS = None
-PRETRAIN_SUMMARY = None
+# %% the plan: clips per epoch, the loader's and the GPU's measured pace -> hours and sessions
+PRE_TABLE = PRE_CLASSES = None
 if PRETRAIN and SOURCE_ROOTS:
     PRE_TABLE = pretraining_table(read_sources(SOURCE_ROOTS), COMP_TABLE, PRETRAIN_VALID_FOLD)
     PRE_CLASSES = class_list(PRE_TABLE)
+STAGES = []
+if PRE_TABLE is not None:
+    STAGES.append(
+        StageData("pre-train", PRE_TABLE, PRE_CLASSES, (PRETRAIN_VALID_FOLD,), CONFIG.epochs)
+    )
+FOLDS = tuple(CONFIG.folds) or tuple(sorted(int(k) for k in COMP_TABLE["fold"].unique() if k >= 0))
+STAGES.append(StageData("fine-tune", COMP_TABLE, CLASSES, FOLDS, CONFIG.epochs))
+PLAN = make_training_plan(
+    CONFIG, STAGES, NPROC, noise_bank=NOISE_BANK, session_hours=TIME_BUDGET_HOURS
+)
+print(PLAN.text())
+RUNS.mkdir(parents=True, exist_ok=True)
+(RUNS / "plan.txt").write_text(PLAN.text() + "\n")
+
+# %% stage 1: pre-training on the older sources (union of species)
+INIT_WEIGHTS = None
+PRETRAIN_SUMMARY = None
+if PRE_TABLE is not None:
     print(f"pre-training: {len(PRE_TABLE)} recordings, {len(PRE_CLASSES)} species")
     PRETRAIN_SUMMARY = run_training(
         CONFIG.replace(stage="pretrain", folds=(PRETRAIN_VALID_FOLD,)),
@@ -159,7 +192,8 @@ if PRETRAIN and SOURCE_ROOTS:
         PRE_CLASSES,
         RUNS / "pretrain",
         nproc=NPROC,
-        noise_files=NOISE_FILES,
+        cache_dir=CACHE_DIR,
+        noise_bank=NOISE_BANK,
         deadline=DEADLINE,
     )
     INIT_WEIGHTS = RUNS / "pretrain" / f"fold{PRETRAIN_VALID_FOLD}" / "best.pt"
@@ -179,7 +213,8 @@ else:
         RUNS / "finetune",
         nproc=NPROC,
         init_weights=INIT_WEIGHTS,
-        noise_files=NOISE_FILES,
+        cache_dir=CACHE_DIR,
+        noise_bank=NOISE_BANK,
         deadline=DEADLINE,
     )
 
@@ -195,6 +230,13 @@ for stage, summary in (("pretrain", PRETRAIN_SUMMARY), ("finetune", FINETUNE_SUM
         display(pd.DataFrame(summary["folds"]).set_index("fold"))
     if (RUNS / stage / "history.png").is_file():
         display(Image(filename=str(RUNS / stage / "history.png")))
+    skipped = RUNS / stage / "skipped_files.csv"  # unreadable or silent recordings, with why
+    if skipped.is_file():
+        listed = pd.read_csv(skipped)
+        print(f"{stage}: {len(listed)} recording(s) skipped, listed in {skipped}")
+        if len(listed):
+            display(listed["source"].value_counts().rename("skipped files per source"))
+            display(listed.head(10))
 
 # %% the export library (inlined here; imports only)
 from lib.export import export_run

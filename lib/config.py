@@ -44,11 +44,28 @@ class Config:
     minor_class_threshold: int = 5  # classes with <= this many recordings train in every fold
     use_secondary_labels: bool = False
     secondary_label_weight: float = 0.5
+
+    # --- training data at scale: crops, decoded cache, bad files, the plan -----------------
+    # Each epoch's 5-s crop is decoded straight from the file (seek + read, lib.audio), from
+    # durations read once from the headers (run folder: durations index). The decoded cache is
+    # an optional speed-up: whole recordings as memory-mapped .npy, written only while the
+    # folder holds under cache_budget_gb AND the disk keeps cache_min_free_gb free; past that,
+    # one warning with the numbers and crops are decoded directly. 0 = no cache (default).
+    # float16 at 32 kHz is 64 KB per second of audio: the 2023 data alone are tens of GB.
+    cache_budget_gb: float = 0.0
+    cache_min_free_gb: float = 2.0  # never fill the disk: stop caching below this much free
     cache_dtype: str = "float16"  # decoded-audio cache: float16 or float32
-    # Seconds of each recording kept in the cache (crops come from them); 0 keeps everything.
-    # The 2023 audio alone is tens of GB as float16: cap it (e.g. 60) when disk is short,
-    # and for the much larger pre-training sources.
-    cache_max_seconds: float = 0.0
+    # A recording whose whole decoded peak is below this is silent: skipped and listed
+    # (runs/<stage>/skipped_files.csv) like an unreadable one.
+    silent_peak: float = 1e-4
+    # A source (table column `source`) stops the run when more than this share of its first
+    # broken_source_sample files (table order) cannot be read: a wrong path, not bad luck.
+    broken_source_sample: int = 200
+    broken_source_share: float = 0.5
+    # The plan printed before training (lib.plan): seconds of loader sampling per stage, and
+    # uncounted warm-up training steps that time the device (0: the device is not timed).
+    plan_loader_seconds: float = 5.0
+    plan_warmup_steps: int = 20
 
     # --- loss ----------------------------------------------------------------------------
     label_smoothing: float = 0.1

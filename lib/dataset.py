@@ -1,21 +1,31 @@
-"""Training data: a decoded-audio cache, the 5-second clip dataset and its loader.
+"""Training data: 5-second crops decoded straight from the files, an optional decoded-audio
+cache under a byte budget, the clip dataset and its loader.
 
-Decoding ogg/mp3 every epoch costs more CPU than a T4 needs to train on the clip, so each
-recording is decoded once to a 32 kHz mono .npy and memory-mapped: a random 5-second crop then
-reads only its own pages. float16 by default: half the disk of float32, and its rounding error
-(about 66 dB below the signal) lies under the noise floor of field recordings.
+Each epoch's crop is decoded on its own (seek + read, lib.audio.load_audio with offset and
+duration): its cost does not grow with the recording's length, and durations come from the
+headers, read once before training (lib.train_data). The cache (whole recordings as memory-
+mapped .npy, float16 by default: its rounding error, about 66 dB below the signal, lies under
+the noise floor of field recordings) is a speed-up for when the loader, not the device, is the
+bottleneck: it stops writing at its budget or the disk's free margin, with one warning.
 
 Randomness is per item, seeded from (config.seed, epoch, index): the crop and augmentations of
 an item do not depend on which worker, how many workers or which DDP rank loads it, so a run is
 reproducible whatever num_workers is, and a resumed run replays the same epochs.
+
+A recording that cannot be decoded, or whose whole decoded audio is silent, is skipped at first
+use: a silent clip with an all-zero target in training (a true "no species here"), a silent clip
+with its target in validation (the scored truth does not change mid-run); it is listed in the
+run's skipped_files.csv (SkipLog) and warned about, and the epoch goes on.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import multiprocessing as mp
 import os
-import uuid
+import shutil
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,19 +37,44 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from tqdm.auto import tqdm
 
-from lib.audio import AudioError, crop_or_pad, load_audio
+from lib.atomic import AtomicTarget
+from lib.audio import AudioError, audio_info, crop_or_pad, load_audio
 from lib.config import Config
 from lib.sources import parse_label_list
 
 CACHE_DTYPES = ("float16", "float32")
+GB = 1e9
+NPY_HEADER_BYTES = 128
+SKIPPED_COLUMNS = ("path", "source", "reason")
+WARNED_FILES_PER_PROCESS = 3  # then one line pointing at the list; a bad source stays readable
+
+
+def size_text(nbytes: float) -> str:
+    """Bytes as people read them: '812.0 KB', '3.21 GB'."""
+    for unit, scale in (("GB", GB), ("MB", 1e6), ("KB", 1e3)):
+        if abs(nbytes) >= scale:
+            return f"{nbytes / scale:.{2 if unit == 'GB' else 1}f} {unit}"
+    return f"{int(nbytes)} B"
+
+
+def _fork_context():
+    """fork where it exists: notebooks inline this library into __main__, whose classes a
+    spawned or forkserver worker cannot import (Python 3.14 made forkserver the default)."""
+    return mp.get_context("fork" if "fork" in mp.get_all_start_methods() else None)
 
 
 class AudioCache:
     """Decoded audio on disk, one memory-mapped .npy per (file, size, mtime, rate, dtype).
 
     The key holds the file's size and modification time, so a replaced recording is decoded
-    again; the rate and dtype, so caches for different settings live side by side. Entries
-    are written to a temporary name and renamed: a run killed mid-write leaves no half file.
+    again; the rate and dtype, so caches for different settings live side by side. Entries are
+    written with lib.atomic: a run killed mid-write leaves no half file.
+
+    Before every write the entry's size is checked against `budget_bytes` (None: no budget) and
+    the disk's free space against `min_free_bytes`. When either would be crossed, nothing more
+    is written, one warning gives the numbers, and `get` returns None: the caller decodes the
+    crop directly. The byte counter lives in shared memory, so the loader's forked workers
+    share one budget; `share` (1 / number of DDP ranks) splits what is left between ranks.
     """
 
     def __init__(
@@ -47,7 +82,9 @@ class AudioCache:
         cache_dir: str | Path,
         sample_rate: int = 32000,
         dtype: str = "float16",
-        max_seconds: float = 0.0,
+        budget_bytes: float | None = None,
+        min_free_bytes: float = 0.0,
+        share: float = 1.0,
     ):
         if dtype not in CACHE_DTYPES:
             raise ValueError(f"AudioCache: dtype must be one of {CACHE_DTYPES}, got {dtype!r}")
@@ -55,24 +92,115 @@ class AudioCache:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.sample_rate = int(sample_rate)
         self.dtype = dtype
-        self.max_samples = int(max_seconds * sample_rate)  # 0: keep whole recordings
-        self.decodes = 0  # files decoded by this process (cache misses)
-        self._write_warned = False
+        self.budget_bytes = None if budget_bytes is None else float(budget_bytes)
+        self.min_free_bytes = float(min_free_bytes)
+        start_bytes, start_files = self._scan()
+        self.start_bytes, self.start_files = start_bytes, start_files
+        room = None if self.budget_bytes is None else max(0.0, self.budget_bytes - start_bytes)
+        self.allowance = None if room is None else room * float(share)  # bytes this rank may add
+        # Shared across forked workers: bytes written, files written, files refused, warned.
+        self._stats = torch.zeros(4, dtype=torch.int64).share_memory_()
+        self._lock = _fork_context().Lock()
+        self.decodes = 0  # files decoded whole by this process (cache misses)
+
+    def _scan(self) -> tuple[int, int]:
+        """Bytes and count of the entries already in the folder (temporary files excluded)."""
+        total = count = 0
+        with os.scandir(self.cache_dir) as entries:
+            for item in entries:
+                if item.name.endswith(".npy") and ".tmp-" not in item.name and item.is_file():
+                    total += item.stat().st_size
+                    count += 1
+        return total, count
+
+    @property
+    def used_bytes(self) -> int:
+        return self.start_bytes + int(self._stats[0])
+
+    @property
+    def files_cached(self) -> int:
+        return self.start_files + int(self._stats[1])
+
+    @property
+    def full(self) -> bool:
+        """The budget or the disk margin was reached once: nothing more is written."""
+        return bool(int(self._stats[3]))
+
+    @property
+    def files_refused(self) -> int:
+        return int(self._stats[2])
+
+    def entry_bytes(self, seconds: float) -> int:
+        """Size of the entry of a recording of `seconds` seconds."""
+        itemsize = np.dtype(self.dtype).itemsize
+        return int(round(seconds * self.sample_rate)) * itemsize + NPY_HEADER_BYTES
 
     def entry(self, path: str | Path) -> Path:
         """Cache file of `path`; raises FileNotFoundError naming `path` if it is gone."""
         path = Path(path).absolute()
         stat = os.stat(path)
         text = f"{path}|{stat.st_size}|{stat.st_mtime_ns}|{self.sample_rate}|{self.dtype}"
-        if self.max_samples:
-            text += f"|{self.max_samples}"
         key = hashlib.sha1(text.encode()).hexdigest()[:20]
         return self.cache_dir / f"{path.stem}-{key}.npy"
 
-    def get(self, path: str | Path) -> np.ndarray:
-        """Decoded mono audio (samples,), memory-mapped read-only; decoded and stored on a miss.
+    def _refusal(self, nbytes: int) -> str | None:
+        """Why an entry of `nbytes` may not be written now (None: it may)."""
+        if self.allowance is not None and int(self._stats[0]) + nbytes > self.allowance:
+            return f"budget {size_text(self.budget_bytes)} reached (cache_budget_gb)"
+        free = shutil.disk_usage(self.cache_dir).free
+        if free - nbytes < self.min_free_bytes:
+            return (
+                f"the disk has {size_text(free)} free, margin {size_text(self.min_free_bytes)} "
+                "(cache_min_free_gb)"
+            )
+        return None
 
-        Raises AudioError (naming the file) when it cannot be decoded.
+    def _reserve(self, nbytes: int) -> bool:
+        """Count `nbytes` against the budget if they fit; else refuse (and warn once)."""
+        with self._lock:
+            reason = "full" if int(self._stats[3]) else self._refusal(nbytes)
+            if reason is None:
+                self._stats[0] += nbytes
+                self._stats[1] += 1
+                return True
+            self._stats[2] += 1
+            first = int(self._stats[3]) == 0
+            self._stats[3] = 1
+        if first:
+            self._warn(
+                f"{reason}: {size_text(self.used_bytes)} used by {self.files_cached} cached "
+                f"files; this file ({size_text(nbytes)}) and every further one are not cached "
+                "(crops are decoded directly, slower)"
+            )
+        return False
+
+    def _release(self, nbytes: int) -> None:
+        with self._lock:
+            self._stats[0] -= nbytes
+            self._stats[1] -= 1
+
+    def _adjust(self, nbytes: int) -> bool:
+        """Count `nbytes` more for an entry already reserved, if the budget allows."""
+        with self._lock:
+            if self.allowance is not None and int(self._stats[0]) + nbytes > self.allowance:
+                return False
+            self._stats[0] += nbytes
+            return True
+
+    def _warn(self, message: str) -> None:
+        warnings.warn(
+            f"AudioCache {self.cache_dir}: {message}; raise cache_budget_gb, free disk space or "
+            "choose another cache_dir",
+            stacklevel=4,
+        )
+
+    def get(self, path: str | Path, seconds: float | None = None) -> np.ndarray | None:
+        """Decoded mono audio (samples,): memory-mapped when cached; on a miss decoded whole and
+        stored if it fits the budget (sized from `seconds` when known, before decoding).
+
+        Returns None when the entry is missing and does not fit (nothing decoded then), or the
+        decoded array when it fit the estimate but not the write. Raises AudioError (naming the
+        file) when it cannot be decoded.
         """
         try:
             entry = self.entry(path)
@@ -82,25 +210,36 @@ class AudioCache:
             return np.load(entry, mmap_mode="r")
         except (FileNotFoundError, ValueError, EOFError):  # missing, or damaged by hand
             pass
-        wave = load_audio(path, self.sample_rate).astype(self.dtype)  # (samples,)
-        if self.max_samples:
-            wave = wave[: self.max_samples]
-        self.decodes += 1
-        tmp = entry.with_name(f".{entry.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp.npy")
+        reserved = self.entry_bytes(seconds) if seconds is not None else 0
+        if reserved and not self._reserve(reserved):  # checked before decoding
+            return None
         try:
-            np.save(tmp, wave)
-            os.replace(tmp, entry)
-        except OSError as err:  # disk full, read-only folder: train on, slower
-            if not self._write_warned:
-                self._write_warned = True
-                warnings.warn(
-                    f"AudioCache: cannot write to {self.cache_dir} ({err}); decoding without "
-                    "caching from now on - free space or choose another cache_dir",
-                    stacklevel=2,
+            wave = load_audio(path, self.sample_rate).astype(self.dtype)  # (samples,)
+        except AudioError:
+            if reserved:
+                self._release(reserved)
+            raise
+        self.decodes += 1
+        nbytes = wave.nbytes + NPY_HEADER_BYTES
+        if reserved and not self._adjust(nbytes - reserved):  # the header was a little off
+            self._release(reserved)
+            return wave
+        if not reserved and not self._reserve(nbytes):
+            return wave
+        try:
+            with AtomicTarget(entry) as target:
+                np.save(target.tmp, wave)
+        except OSError as err:  # disk full, read-only folder: train on, decoding crops
+            self._release(nbytes)
+            with self._lock:
+                first = int(self._stats[3]) == 0
+                self._stats[3] = 1
+            if first:
+                self._warn(
+                    f"cannot write ({err}); {size_text(self.used_bytes)} used by "
+                    f"{self.files_cached} cached files; nothing more is cached"
                 )
             return wave
-        finally:
-            tmp.unlink(missing_ok=True)
         return np.load(entry, mmap_mode="r")
 
     def has(self, path: str | Path) -> bool:
@@ -110,11 +249,11 @@ class AudioCache:
             return False
 
     def warm(self, paths: Iterable[str | Path], num_workers: int = 2) -> list[str]:
-        """Decode every path not yet cached, `num_workers` threads in parallel; return bad paths.
+        """Decode every path not yet cached (within the budget), `num_workers` threads in
+        parallel; return the unreadable paths.
 
         Threads, not processes: libsndfile and soxr release the GIL, and threads need no
-        pickling (a notebook's inlined classes cannot reach spawned processes). Unreadable
-        files are skipped with one warning and returned, so the caller can drop them.
+        pickling (a notebook's inlined classes cannot reach spawned processes).
         """
         todo = sorted({str(p) for p in paths if not self.has(p)})
         bad: list[str] = []
@@ -140,6 +279,64 @@ class AudioCache:
         return bad
 
 
+def make_cache(config: Config, cache_dir: str | Path | None, share: float = 1.0):
+    """The decoded-audio cache the config asks for, or None (cache_budget_gb = 0: crops are
+    decoded directly). `cache_dir` None: a temporary folder, lost with the session; point it
+    at a persistent folder to keep the cache across resumed sessions."""
+    if config.cache_budget_gb <= 0:
+        return None
+    return AudioCache(
+        cache_dir or default_cache_dir(),
+        config.sample_rate,
+        config.cache_dtype,
+        budget_bytes=config.cache_budget_gb * GB,
+        min_free_bytes=config.cache_min_free_gb * GB,
+        share=share,
+    )
+
+
+def default_cache_dir() -> Path:
+    """Decoded audio outside the run (not an output); shared by runs, keyed by file and rate."""
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / "birdclef-audio-cache"
+
+
+class SkipLog:
+    """The run's list of skipped recordings, a CSV (path, source, reason).
+
+    The header pass writes it whole (`write`); loader workers append a row when they meet a bad
+    file (`append`: one O_APPEND write per row, safe across processes); `read` de-duplicates.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def write(self, rows: pd.DataFrame) -> None:
+        frame = pd.DataFrame(rows, columns=list(SKIPPED_COLUMNS))
+        with AtomicTarget(self.path) as target:
+            frame.to_csv(target.tmp, index=False)
+
+    def append(self, path: str, source: str, reason: str) -> None:
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        if not self.path.is_file():
+            writer.writerow(SKIPPED_COLUMNS)
+        writer.writerow((path, source, reason))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, text.getvalue().encode())
+        finally:
+            os.close(fd)
+
+    def read(self) -> pd.DataFrame:
+        if not self.path.is_file():
+            return pd.DataFrame(columns=list(SKIPPED_COLUMNS))
+        frame = pd.read_csv(self.path, dtype=str, keep_default_na=False)
+        return frame.drop_duplicates("path", keep="first").reset_index(drop=True)
+
+
 def make_targets(table: pd.DataFrame, classes: list[str], config: Config) -> np.ndarray:
     """(rows, classes) float32: primary 1.0; secondaries at config.secondary_label_weight when
     config.use_secondary_labels. Labels outside `classes` are ignored (zero row if all are).
@@ -161,9 +358,11 @@ class ClipDataset(Dataset):
     """(wave (clip_samples,) float32, target (n_classes,) float32) per recording.
 
     train=True: a random crop (short recordings zero-padded at the end) then `augment(wave,
-    rng)`; train=False: the first clip_seconds, no augmentation. `cache=None` decodes the file
-    every time (slow; the benchmark's baseline). An unreadable file gives a silent clip with its
-    target and one warning per file and process, never an exception mid-epoch.
+    rng)`; train=False: the first clip_seconds, no augmentation. Crops are decoded directly
+    from the file; `cache` (AudioCache or None) serves them from decoded audio when it holds
+    them. Durations come from the table's `seconds` column (the header pass), else from the
+    file's header at first use. A bad file never raises mid-epoch (see the module docstring);
+    `skip_log` (SkipLog or None) lists it.
     """
 
     def __init__(
@@ -171,18 +370,26 @@ class ClipDataset(Dataset):
         table: pd.DataFrame,
         classes: list[str],
         config: Config,
-        cache: AudioCache | None,
+        cache: AudioCache | None = None,
         train: bool = True,
         augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
+        skip_log: SkipLog | None = None,
     ):
-        # A numpy string array, not a list: forked workers would copy a list's pages by
-        # touching each str's refcount (PyTorch's "memory leak" with many workers).
+        # Numpy arrays, not lists: forked workers would copy a list's pages by touching each
+        # str's refcount (PyTorch's "memory leak" with many workers).
         self.paths = np.asarray(table["path"].astype(str).to_numpy(), dtype=str)
+        seconds = table["seconds"] if "seconds" in table.columns else np.full(len(table), np.nan)
+        self.seconds = np.asarray(pd.to_numeric(pd.Series(seconds)), dtype=np.float64)
+        sources = table["source"].astype(str) if "source" in table.columns else [""] * len(table)
+        self.sources = np.asarray(sources, dtype=str)
         self.targets = make_targets(table, classes, config)  # (rows, classes)
         self.config, self.cache, self.train, self.augment = config, cache, train, augment
+        self.skip_log = skip_log
         # Shared memory: set_epoch in the main process reaches persistent worker copies.
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
-        self._bad: set[str] = set()
+        self._bad: set[str] = set()  # listed and warned about by this process
+        self._loud: set[str] = set()  # checked whole: not silent
+        self._silent: set[str] = set()  # checked whole: silent
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -198,36 +405,90 @@ class ClipDataset(Dataset):
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.config.seed, self.epoch, int(index)])
 
-    def load(self, path: str) -> np.ndarray:
-        """The whole recording, (samples,), float16/32; raises AudioError."""
-        if self.cache is None:
-            return load_audio(path, self.config.sample_rate)
-        return self.cache.get(path)
+    def duration(self, index: int) -> float:
+        """Seconds of recording `index`: the table's, else its header's; raises AudioError."""
+        seconds = float(self.seconds[index])
+        if np.isfinite(seconds):
+            return seconds
+        return audio_info(str(self.paths[index])).seconds
 
-    def _wave(self, path: str) -> np.ndarray | None:
+    def crop_start(self, index: int, rng: np.random.Generator) -> int:
+        """First sample (at config.sample_rate) of this epoch's crop; 0 in validation and for
+        recordings no longer than a clip. Draws from `rng` only when there is a choice."""
+        if not self.train:
+            return 0
+        samples = int(self.duration(index) * self.config.sample_rate)
+        size = self.config.clip_samples
+        return int(rng.integers(0, samples - size + 1)) if samples > size else 0
+
+    def read_clip(self, index: int, start: int) -> np.ndarray:
+        """clip_samples float32 from sample `start`, zero-padded; raises AudioError."""
+        c, path = self.config, str(self.paths[index])
+        if self.cache is not None:
+            seconds = float(self.seconds[index])
+            wave = self.cache.get(path, seconds if np.isfinite(seconds) else None)
+            if wave is not None:
+                return np.array(crop_or_pad(wave[start:], c.clip_samples), dtype=np.float32)
+        return load_audio(
+            path, c.sample_rate, offset=start / c.sample_rate, duration=c.clip_seconds
+        )
+
+    def is_silent_file(self, index: int) -> bool:
+        """Whether the whole recording is below config.silent_peak (decoded once; only asked
+        when a crop is silent, which a real field recording almost never is)."""
+        path = str(self.paths[index])
+        if path in self._loud or path in self._silent:
+            return path in self._silent
+        wave = load_audio(path, self.config.sample_rate)
+        silent = not len(wave) or float(np.max(np.abs(wave))) < self.config.silent_peak
+        (self._silent if silent else self._loud).add(path)
+        return silent
+
+    def skip(self, index: int, reason: str) -> None:
+        """Record a bad recording once per process: list it and warn (a few times, then once)."""
+        path = str(self.paths[index])
         if path in self._bad:
+            return
+        self._bad.add(path)
+        where = self.skip_log.path if self.skip_log is not None else "no list (skip_log=None)"
+        if self.skip_log is not None:
+            self.skip_log.append(path, str(self.sources[index]), reason)
+        if len(self._bad) <= WARNED_FILES_PER_PROCESS:
+            message = f"{path}: {reason}; skipped (a silent clip), listed in {where}"
+            warnings.warn(message, stacklevel=3)
+        elif len(self._bad) == WARNED_FILES_PER_PROCESS + 1:
+            warnings.warn(f"more recordings skipped; all are listed in {where}", stacklevel=3)
+
+    def clip(self, index: int, rng: np.random.Generator) -> np.ndarray | None:
+        """This epoch's clip of `index`, or None if the recording is skipped.
+
+        A silent recording is known once checked; a read that fails is tried again next time,
+        so the outcome depends on the crop alone, never on which worker met the file before
+        (a resumed run must equal an uninterrupted one).
+        """
+        if str(self.paths[index]) in self._silent:
             return None
         try:
-            return self.load(path)
-        except AudioError as err:
-            self._bad.add(path)
-            warnings.warn(f"{err}; using a silent clip for it", stacklevel=3)
+            clip = self.read_clip(index, self.crop_start(index, rng))
+            if float(np.max(np.abs(clip))) < self.config.silent_peak and self.is_silent_file(index):
+                self.skip(index, f"silent (peak below silent_peak {self.config.silent_peak:g})")
+                return None
+        except (AudioError, OSError) as err:
+            self.skip(index, f"unreadable ({err})")
             return None
+        return clip
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        size = self.config.clip_samples
         rng = self.rng(index)
-        wave = self._wave(str(self.paths[index]))
-        if wave is None:
-            clip = np.zeros(size, dtype=np.float32)
-        else:
-            clip = crop_or_pad(wave, size, rng if self.train else None)
-            clip = np.array(clip, dtype=np.float32)  # copy out of the memory map
+        clip = self.clip(index, rng)
+        target = self.targets[index].copy()
+        if clip is None:
+            clip = np.zeros(self.config.clip_samples, dtype=np.float32)
+            if self.train:
+                target[:] = 0.0  # a silent clip says "no species here", nothing more
         if self.train and self.augment is not None:
             clip = np.asarray(self.augment(clip, rng), dtype=np.float32)
-        return torch.from_numpy(np.ascontiguousarray(clip)), torch.from_numpy(
-            self.targets[index].copy()
-        )
+        return torch.from_numpy(np.ascontiguousarray(clip)), torch.from_numpy(target)
 
 
 class EpochSampler(Sampler[int]):
@@ -263,8 +524,7 @@ def seed_worker(worker_id: int) -> None:
 
 
 def _start_method() -> str | None:
-    """fork where it exists: notebooks inline this library into __main__, whose classes a
-    spawned or forkserver worker cannot import (Python 3.14 made forkserver the default)."""
+    """fork where it exists (see _fork_context)."""
     return "fork" if "fork" in mp.get_all_start_methods() else None
 
 

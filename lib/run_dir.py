@@ -28,7 +28,8 @@ from lib.sources import make_folds
 # Config fields a resume may change: they do not change what is trained.
 RESUME_FREE_FIELDS = frozenset(
     {"folds", "num_workers", "infer_processes", "infer_threads", "infer_batch_size",
-     "time_budget_minutes", "fallback_probability", "max_probability"}
+     "time_budget_minutes", "fallback_probability", "max_probability", "cache_budget_gb",
+     "cache_min_free_gb", "plan_loader_seconds", "plan_warmup_steps"}
 )  # fmt: skip
 HISTORY_COLUMNS = ["epoch", "train_loss", "valid_loss", "valid_cmap", "lr", "seconds"]
 OOF_ID_COLUMNS = ["row_id", "fold", "primary_label"]

@@ -8,6 +8,7 @@ validate (padded cmAP on the first 5 s of every held-out recording), save. Pre-t
 
 Run directory, the contract with lib.export and the notebooks:
     out_dir/config.json, classes.json, folds.csv  what the run is; a resume must match them
+    out_dir/durations.csv, skipped_files.csv   header pass, bad recordings (lib.train_data)
     out_dir/fold<k>/last.pt      model, optimizer, scheduler, scaler, epoch, best score, history
     out_dir/fold<k>/best.pt      save_checkpoint(...): config, classes, epoch, score, oof
     out_dir/fold<k>/history.csv  epoch, train_loss, valid_loss, valid_cmap, lr, seconds
@@ -32,7 +33,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -40,11 +40,19 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
+from tqdm.auto import tqdm
 
 from lib.atomic import atomic_write
 from lib.augment import WaveAugment
 from lib.config import Config
-from lib.dataset import AudioCache, ClipDataset, make_loader, set_epoch
+from lib.dataset import (
+    AudioCache,
+    ClipDataset,
+    default_cache_dir,
+    make_cache,
+    make_loader,
+    set_epoch,
+)
 from lib.distributed import (
     DDP_CHILD_ENV,
     DistInfo,
@@ -72,6 +80,7 @@ from lib.fold_trainer import (
     validate,
 )
 from lib.model import load_checkpoint, save_checkpoint, unwrap
+from lib.noise import NoiseBank
 from lib.run_dir import (
     HISTORY_COLUMNS,
     prepare_folds,
@@ -82,36 +91,9 @@ from lib.run_dir import (
     write_json_atomic,
 )
 from lib.sources import split_fold
-
-
-def make_cache(config: Config, cache_dir: str | Path | None = None) -> AudioCache:
-    """The decoded-audio cache for `config` (rate, dtype, seconds kept per recording)."""
-    return AudioCache(
-        cache_dir or default_cache_dir(),
-        config.sample_rate,
-        config.cache_dtype,
-        config.cache_max_seconds,
-    )
-
-
-def default_cache_dir() -> Path:
-    """Decoded audio outside the run (not an output); shared by runs, keyed by file and rate."""
-    return Path(tempfile.gettempdir()) / "birdclef-audio-cache"
-
+from lib.train_data import index_recordings, skip_log_for
 
 # --- data ------------------------------------------------------------------------------------
-
-
-def drop_unreadable(table: pd.DataFrame, cache: AudioCache, info: DistInfo) -> pd.DataFrame:
-    """Decode everything once into the cache (rank 0; the others wait) and drop the recordings
-    that cannot be decoded, with a count, so no epoch meets them."""
-    bad = cache.warm(table["path"], num_workers=os.cpu_count() or 2) if info.is_main else None
-    bad = set(broadcast_object(bad, info))
-    if not bad:
-        return table
-    if info.is_main:
-        print(f"dropping {len(bad)} unreadable recording(s) of {len(table)}, e.g. {min(bad)}")
-    return table[~table["path"].astype(str).isin(bad)].reset_index(drop=True)
 
 
 def fold_loaders(
@@ -119,15 +101,16 @@ def fold_loaders(
     train_df: pd.DataFrame,
     valid_df: pd.DataFrame,
     classes: list[str],
-    cache: AudioCache,
-    noise_files,
+    cache: AudioCache | None,
+    noise_bank: NoiseBank | None,
     info: DistInfo,
+    skip_log=None,
 ) -> tuple[DataLoader, DataLoader, ClipDataset]:
     """Training loader (random crops, waveform augmentation; sharded across ranks) and this
     rank's share of the validation clips (every world_size-th, gathered after prediction)."""
-    augment = WaveAugment(config, noise_files)
-    train_ds = ClipDataset(train_df, classes, config, cache, train=True, augment=augment)
-    valid_ds = ClipDataset(valid_df, classes, config, cache, train=False)
+    augment = WaveAugment(config, noise_bank=noise_bank)
+    train_ds = ClipDataset(train_df, classes, config, cache, True, augment, skip_log)
+    valid_ds = ClipDataset(valid_df, classes, config, cache, False, skip_log=skip_log)
     sampler = None
     if info.enabled:  # same number of samples per rank (padded), shuffled by (seed, epoch)
         sampler = DistributedSampler(train_ds, info.world_size, info.rank, seed=config.seed)
@@ -151,7 +134,7 @@ def train_fold(
     device: str | torch.device | None = None,
     init_weights=None,
     cache_dir: str | Path | None = None,
-    noise_files=(),
+    noise_bank: NoiseBank | None = None,
     deadline: float | None = None,
 ) -> dict:
     """Train fold `fold` of `table` (column `fold`; -1 = always training) into out_dir/fold<k>.
@@ -170,8 +153,9 @@ def train_fold(
         return {**json.loads((fold_dir / "result.json").read_text()), "skipped": True}
     table = with_row_ids(table)
     train_df, valid_df = split_fold(table, fold)
-    cache = make_cache(config, cache_dir)
-    loaders = fold_loaders(config, train_df, valid_df, classes, cache, noise_files, info)
+    cache = make_cache(config, cache_dir, share=1 / info.world_size)
+    loaders = fold_loaders(config, train_df, valid_df, classes, cache, noise_bank, info,
+                           skip_log_for(out_dir))  # fmt: skip
     device = device_for(info, device)
     t = build_trainer(config, classes, fold, device, info, len(loaders[0]), init_weights)
     progress = Progress()
@@ -191,6 +175,18 @@ def train_fold(
 
 def run_epochs(t, loaders, row_ids, fold_dir: Path, progress: Progress, deadline) -> bool:
     """Epochs progress.next_epoch .. config.epochs - 1; False if stopped by the deadline."""
+    with epoch_bar(t, progress.next_epoch) as bar:
+        return _run_epochs(t, loaders, row_ids, fold_dir, progress, deadline, bar)
+
+
+def epoch_bar(t: FoldTrainer, done: int) -> tqdm:
+    """The fold's bar counting epochs, left in the saved notebook (the step and validation bars
+    inside it are transient); rank 0 only."""
+    return tqdm(total=t.config.epochs, initial=done, desc=f"{t.config.stage} fold {t.fold}",
+                unit="epoch", disable=not t.info.is_main)  # fmt: skip
+
+
+def _run_epochs(t, loaders, row_ids, fold_dir, progress, deadline, bar) -> bool:
     train_loader, valid_loader, valid_ds = loaders
     while progress.next_epoch < t.config.epochs:
         epoch, start = progress.next_epoch, time.time()
@@ -210,7 +206,8 @@ def run_epochs(t, loaders, row_ids, fold_dir: Path, progress: Progress, deadline
         progress.next_epoch = epoch + 1
         if t.info.is_main:
             save_epoch(t, fold_dir, progress, probs if improved else None, row_ids)
-            print(_epoch_line(t, row, improved), flush=True)
+            bar.write(_epoch_line(t, row, improved))
+        bar.update(1)
         barrier(t.info)
         if progress.next_epoch < t.config.epochs and _out_of_time(deadline, row["seconds"], t.info):
             return False
@@ -287,20 +284,20 @@ def train_folds(
     device: str | torch.device | None = None,
     init_weights=None,
     cache_dir: str | Path | None = None,
-    noise_files=(),
+    noise_bank: NoiseBank | None = None,
     deadline: float | None = None,
 ) -> dict:
     """Train config.folds (empty: every fold) into out_dir; finished folds are skipped.
 
-    The table is decoded into the audio cache first (unreadable recordings dropped), folded
+    The file headers are read first (durations; unreadable recordings dropped and listed in
+    out_dir/skipped_files.csv: lib.train_data), the table folded
     (unless it has a `fold` column) and saved as folds.csv. `init_weights` starts every fold
     (e.g. the pre-training run's best.pt). Returns summary.json's content: per-fold results,
     the mean of the folds' best scores and the padded cmAP of all out-of-fold clips together.
     """
     info, out_dir = dist_info(), Path(out_dir)
     prepare_run_dir(out_dir, config, classes, info)
-    cache = make_cache(config, cache_dir)
-    table = prepare_folds(drop_unreadable(table, cache, info), config, out_dir, info)
+    table = prepare_folds(index_recordings(table, config, out_dir, info), config, out_dir, info)
     folds = list(config.folds) or sorted(int(f) for f in table["fold"].unique() if f >= 0)
     if not folds:
         raise ValueError("train_folds: the table has no validation fold (every class is rare?)")
@@ -309,7 +306,7 @@ def train_folds(
         if _out_of_time(deadline, epoch_seconds, info):
             break
         result = train_fold(config, table, classes, fold, out_dir, device, init_weights,
-                            cache.cache_dir, noise_files, deadline)  # fmt: skip
+                            cache_dir, noise_bank, deadline)  # fmt: skip
         results.append(result)
         epoch_seconds = result["seconds"] / max(result["epochs_done"], 1)
         if info.is_main:
@@ -361,7 +358,7 @@ def ddp_main(argv: list[str] | None = None) -> None:
             job["out_dir"],
             init_weights=job["init_weights"],
             cache_dir=job["cache_dir"],
-            noise_files=job["noise_files"],
+            noise_bank=NoiseBank.from_dict(job["noise_bank"]) if job["noise_bank"] else None,
             deadline=job["deadline"],
         )
         print(f"rank {info.rank}/{info.world_size} done", flush=True)
@@ -377,7 +374,7 @@ def launch_ddp(
     nproc: int,
     init_weights=None,
     cache_dir: str | Path | None = None,
-    noise_files=(),
+    noise_bank: NoiseBank | None = None,
     deadline: float | None = None,
 ) -> dict:
     """`train_folds` over `nproc` processes (one per GPU) started by torchrun; returns its summary.
@@ -400,7 +397,7 @@ def launch_ddp(
         "out_dir": str(out_dir),
         "init_weights": None if init_weights is None else str(Path(init_weights).absolute()),
         "cache_dir": str(Path(cache_dir or default_cache_dir()).absolute()),
-        "noise_files": [str(p) for p in noise_files],
+        "noise_bank": noise_bank.to_dict() if noise_bank else None,
         "deadline": deadline,
     }
     write_json_atomic(job_dir / "job.json", job)
@@ -420,7 +417,7 @@ def run_training(
     **kwargs,
 ) -> dict:
     """The notebook's one call: `launch_ddp` when several GPUs (or nproc > 1), else
-    `train_folds` in this process. kwargs: init_weights, cache_dir, noise_files, deadline."""
+    `train_folds` in this process. kwargs: init_weights, cache_dir, noise_bank, deadline."""
     if nproc is None:
         nproc = torch.cuda.device_count()  # NVML: does not initialise CUDA in this process
     if nproc > 1 and not os.environ.get(DDP_CHILD_ENV):

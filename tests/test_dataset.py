@@ -1,5 +1,6 @@
-"""Decoded-audio cache, clip dataset and loader: hits without decoding, invalidation, targets,
-crops that are random yet reproducible, and bad files that never stop an epoch."""
+"""Decoded-audio cache, clip dataset and loader: crops decoded from the file, reproducible per
+(seed, epoch, index) and covering the whole recording; the cache's hits, invalidation and byte
+budget; targets; and bad files (0-byte, truncated, not audio, silent) that never stop an epoch."""
 
 from __future__ import annotations
 
@@ -15,7 +16,16 @@ import torch
 import lib.dataset as dataset_module
 from lib.audio import load_audio, write_audio
 from lib.config import Config
-from lib.dataset import AudioCache, ClipDataset, EpochSampler, make_loader, make_targets, set_epoch
+from lib.dataset import (
+    AudioCache,
+    ClipDataset,
+    EpochSampler,
+    SkipLog,
+    make_cache,
+    make_loader,
+    make_targets,
+    set_epoch,
+)
 from lib.sources import class_list, read_birdclef2023
 from workbench.synthetic import SyntheticSpec, make_competition
 
@@ -41,9 +51,10 @@ def counted(monkeypatch) -> list[str]:
     """Paths decoded through lib.dataset.load_audio, in order."""
     calls: list[str] = []
 
-    def counting(path, sample_rate=32000):
-        calls.append(str(path))
-        return load_audio(path, sample_rate)
+    def counting(path, sample_rate=32000, offset=None, duration=None):
+        if duration is None:  # whole-file decodes only; crops are counted by `crops`
+            calls.append(str(path))
+        return load_audio(path, sample_rate, offset=offset, duration=duration)
 
     monkeypatch.setattr(dataset_module, "load_audio", counting)
     return calls
@@ -93,16 +104,6 @@ def test_cache_round_trip(tmp_path, dtype, tolerance):
     assert AudioCache(tmp_path / "other", dtype="float32").entry(path) != AudioCache(
         tmp_path / "other", dtype="float16"
     ).entry(path)
-
-
-def test_cache_keeps_only_the_first_seconds_when_capped(tmp_path):
-    """cache_max_seconds bounds disk use: only the head of a long recording is stored."""
-    path = noise_file(tmp_path / "long.wav", 4.0)
-    capped = AudioCache(tmp_path / "cache", max_seconds=1.5)
-    head = capped.get(path)
-    assert len(head) == int(1.5 * SR)
-    np.testing.assert_allclose(head, load_audio(path)[: len(head)], atol=5e-4)
-    assert len(AudioCache(tmp_path / "cache").get(path)) == 4 * SR  # its own entry, uncapped
 
 
 def test_cache_write_failure_leaves_no_file_and_serves_the_audio(tmp_path, monkeypatch):
@@ -199,20 +200,66 @@ def test_augment_runs_only_in_training(tmp_path):
     assert len(seen) == 1
 
 
-def test_bad_file_gives_silent_clip_and_one_warning(tmp_path):
-    table = tiny_table(tmp_path)
-    Path(table.path[0]).write_bytes(b"garbage")
-    Path(table.path[2]).unlink()
-    for cache in (AudioCache(tmp_path / "c"), None):
-        data = ClipDataset(table, ["aaa", "zzz"], CONFIG, cache, train=True)
-        with pytest.warns(UserWarning, match=r"r0\.wav.*silent clip"):
-            wave, target = data[0]
-        assert not wave.any() and target.tolist() == [1.0, 0.0]
+def bad_files(tmp_path: Path) -> dict[str, Path]:
+    """One file of each bad kind, and one good file."""
+    good = noise_file(tmp_path / "good.ogg", 3.0)
+    empty = tmp_path / "empty.ogg"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.ogg"  # cut inside its headers
+    truncated.write_bytes(good.read_bytes()[:1500])
+    text = tmp_path / "text.ogg"
+    text.write_text("this is a README renamed to .ogg\n" * 20)
+    silent = tmp_path / "silent.ogg"
+    write_audio(silent, np.zeros(3 * SR, dtype=np.float32), SR)
+    return {"good": good, "empty": empty, "truncated": truncated, "text": text, "silent": silent}
+
+
+def test_bad_files_give_silent_clips_are_listed_and_the_epoch_goes_on(tmp_path):
+    files = bad_files(tmp_path)
+    table = pd.DataFrame({"path": [str(p) for p in files.values()], "primary_label": "aaa",
+                          "source": "birdclef-2023"})  # fmt: skip
+    log = SkipLog(tmp_path / "run" / "skipped_files.csv")
+    for cache in (None, AudioCache(tmp_path / "c")):
+        data = ClipDataset(table, ["aaa"], CONFIG, cache, train=True, skip_log=log)
+        with pytest.warns(UserWarning) as caught:
+            items = [data[k] for k in range(len(data))]
+        assert items[0][0].abs().max() > 0.1 and items[0][1].tolist() == [1.0]
+        for wave, target in items[1:]:  # skipped: silence that says "no species"
+            assert not wave.any() and target.tolist() == [0.0]
+        text = " ".join(str(w.message) for w in caught)
+        assert "more recordings skipped" in text and "skipped_files.csv" in text
+        assert len(caught) == 4  # three files named, then one line pointing at the list
         with warnings.catch_warnings():
             warnings.simplefilter("error")
-            data[0]  # warned once per file only
-        with pytest.warns(UserWarning, match=r"r2\.wav"):
-            assert not data[2][0].any()
+            again = [data[k] for k in range(len(data))]  # listed already: no new warning
+        assert all(torch.equal(a[0], b[0]) for a, b in zip(items, again, strict=True))
+    listed = log.read()
+    assert sorted(listed["path"]) == sorted(str(files[k]) for k in files if k != "good")
+    assert set(listed["source"]) == {"birdclef-2023"}
+    reasons = dict(zip(listed["path"], listed["reason"], strict=True))
+    assert reasons[str(files["silent"])].startswith("silent")
+    assert all(reasons[str(files[k])].startswith("unreadable") for k in ("empty", "text"))
+
+
+def test_validation_keeps_the_target_of_a_skipped_file(tmp_path):
+    files = bad_files(tmp_path)
+    table = pd.DataFrame({"path": [str(files["text"])], "primary_label": ["aaa"]})
+    with pytest.warns(UserWarning, match=r"text\.ogg: unreadable"):
+        wave, target = ClipDataset(table, ["aaa"], CONFIG, None, train=False)[0]
+    assert not wave.any() and target.tolist() == [1.0]  # scored truth stays what it was
+
+
+def test_a_silent_stretch_of_a_loud_file_is_not_skipped(tmp_path):
+    wave = np.zeros(12 * SR, dtype=np.float32)
+    wave[8 * SR :] = np.random.default_rng(0).uniform(-0.5, 0.5, 4 * SR)
+    path = tmp_path / "late.wav"
+    write_audio(path, wave, SR)
+    table = pd.DataFrame({"path": [str(path)], "primary_label": ["aaa"]})
+    log = SkipLog(tmp_path / "skipped.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clip, target = ClipDataset(table, ["aaa"], CONFIG, None, False, skip_log=log)[0]
+    assert not clip.any() and target.tolist() == [1.0] and log.read().empty
 
 
 def test_loader_is_reproducible_whatever_the_worker_count(comp, tmp_path):
@@ -256,3 +303,132 @@ def test_epoch_sampler_is_a_permutation_per_epoch():
     sampler.set_epoch(1)
     assert list(sampler) != first
     assert list(EpochSampler(50, seed=3)) == first
+
+
+# --- crops decoded from the file ---------------------------------------------------------------
+
+
+def long_table(tmp_path: Path, seconds: float = 20.0) -> pd.DataFrame:
+    path = noise_file(tmp_path / "long.wav", seconds, seed=7)
+    return pd.DataFrame({"path": [str(path)], "primary_label": ["aaa"], "seconds": [seconds]})
+
+
+def test_crops_are_slices_of_the_file_and_decode_only_the_crop(tmp_path, counted):
+    table = long_table(tmp_path)
+    whole = load_audio(table.path[0])
+    data = ClipDataset(table, ["aaa"], CONFIG, None, train=True)
+    for epoch in range(3):
+        data.set_epoch(epoch)
+        start = data.crop_start(0, data.rng(0))
+        wave, _ = data[0]
+        np.testing.assert_array_equal(wave.numpy(), whole[start : start + CONFIG.clip_samples])
+    assert counted == []  # no whole-file decode: only the crops were read
+
+
+def test_crops_cover_the_whole_recording_over_epochs(tmp_path):
+    """60 epochs of crops of a 20-s file cover all of it but its outer half seconds."""
+    table = long_table(tmp_path)
+    data = ClipDataset(table, ["aaa"], CONFIG, None, train=True)
+    n, size = 20 * SR, CONFIG.clip_samples
+    covered = np.zeros(n, dtype=bool)
+    starts = []
+    for epoch in range(60):
+        data.set_epoch(epoch)
+        start = data.crop_start(0, data.rng(0))
+        assert 0 <= start <= n - size
+        covered[start : start + size] = True
+        starts.append(start)
+    # Uniform starts reach an end sample only at start 0 or n - size exactly: the ends
+    # are covered as the draws approach them, everything between is covered.
+    assert covered[SR // 2 : n - SR // 2].all(), (min(starts), max(starts))
+
+
+def test_crop_positions_depend_only_on_seed_epoch_and_index(tmp_path):
+    """What a resumed run relies on: a fresh dataset (a new session) crops epoch 5 as the one
+    that ran epochs 0-4 did; durations from the table or from the header give the same crops."""
+    table = long_table(tmp_path)
+    ran = ClipDataset(table, ["aaa"], CONFIG, None, train=True)
+    for epoch in range(6):
+        ran.set_epoch(epoch)
+        ran[0]
+    fresh = ClipDataset(table.drop(columns="seconds"), ["aaa"], CONFIG, None, train=True)
+    fresh.set_epoch(5)
+    assert torch.equal(fresh[0][0], ran[0][0])
+
+
+def test_cached_and_decoded_crops_agree(tmp_path):
+    table = long_table(tmp_path)
+    direct = ClipDataset(table, ["aaa"], CONFIG, None, train=True)
+    cached = ClipDataset(table, ["aaa"], CONFIG, AudioCache(tmp_path / "c"), train=True)
+    for epoch in (0, 1):
+        direct.set_epoch(epoch)
+        cached.set_epoch(epoch)
+        np.testing.assert_allclose(cached[0][0], direct[0][0], atol=5e-4)  # float16 cache
+
+
+# --- the cache's byte budget -------------------------------------------------------------------
+
+
+def one_second_files(tmp_path: Path, count: int) -> list[Path]:
+    return [noise_file(tmp_path / f"s{k}.wav", 1.0, k) for k in range(count)]
+
+
+def cache_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.glob("*.npy"))
+
+
+def test_cache_writes_stop_at_the_budget_with_one_warning_with_numbers(tmp_path):
+    files = one_second_files(tmp_path, 6)
+    entry = 1 * SR * 2 + 128  # one second, float16, plus the .npy header
+    cache = AudioCache(tmp_path / "c", budget_bytes=3.5 * entry)
+    with pytest.warns(UserWarning) as caught:
+        results = [cache.get(p, seconds=1.0) for p in files]
+    assert [r is not None for r in results] == [True, True, True, False, False, False]
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert "budget 224.4 KB reached" in message and "192.4 KB used by 3 cached files" in message
+    assert "cache_budget_gb" in message
+    assert cache_bytes(tmp_path / "c") == 3 * entry <= 3.5 * entry
+    assert (cache.files_cached, cache.files_refused, cache.full) == (3, 3, True)
+    again = AudioCache(tmp_path / "c", budget_bytes=3.5 * entry)  # next session: counts them
+    assert again.used_bytes == 3 * entry and again.get(files[0], 1.0) is not None
+
+
+def test_cache_budget_without_durations_decodes_but_never_writes_past_it(tmp_path):
+    files = one_second_files(tmp_path, 3)
+    cache = AudioCache(tmp_path / "c", budget_bytes=100_000)
+    with pytest.warns(UserWarning, match="1 cached files"):
+        waves = [cache.get(p) for p in files]
+    assert all(w is not None and len(w) == SR for w in waves)  # still served, decoded
+    assert cache_bytes(tmp_path / "c") <= 100_000 and cache.files_cached == 1
+
+
+def test_cache_keeps_the_free_disk_margin(tmp_path, monkeypatch):
+    files = one_second_files(tmp_path, 2)
+    cache = AudioCache(tmp_path / "c", min_free_bytes=5e9)
+    usage = type("Usage", (), {"free": int(5e9) + 70_000})
+    monkeypatch.setattr(dataset_module.shutil, "disk_usage", lambda _: usage)
+    with pytest.warns(UserWarning, match=r"disk has 5\.00 GB free, margin 5\.00 GB"):
+        assert cache.get(files[0], 1.0) is not None  # 64 KB fit in the 70 KB above the margin
+        usage.free -= 64_128
+        assert cache.get(files[1], 1.0) is None
+
+
+def test_cache_budget_is_shared_by_the_loader_workers(tmp_path):
+    files = one_second_files(tmp_path, 8)
+    entry = 1 * SR * 2 + 128
+    table = pd.DataFrame({"path": [str(p) for p in files], "primary_label": "aaa", "seconds": 1.0})
+    cache = AudioCache(tmp_path / "c", budget_bytes=4 * entry)
+    config = CONFIG.replace(num_workers=2, batch_size=1)
+    loader = make_loader(ClipDataset(table, ["aaa"], config, cache), config, shuffle=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the warning is raised in a worker
+        assert len(list(loader)) == 8
+    assert cache_bytes(tmp_path / "c") == 4 * entry and cache.files_cached == 4
+
+
+def test_cache_is_off_by_default_and_made_from_the_config(tmp_path):
+    assert make_cache(Config(), tmp_path / "c") is None
+    cache = make_cache(Config(cache_budget_gb=2.0, cache_min_free_gb=1.0), tmp_path / "c", 0.5)
+    assert cache.budget_bytes == 2e9 and cache.min_free_bytes == 1e9
+    assert cache.allowance == 1e9  # one of two DDP ranks: half of what is left

@@ -344,3 +344,41 @@ def test_ddp_two_processes_gloo_like_the_notebook(table, classes, cache_dir, tmp
     assert np.allclose(probs, oof[classes].to_numpy(), atol=1e-5)
     assert math.isfinite(summary["oof_cmap"])
     assert not os.environ.get("BIRDCLEF_DDP_CHILD")
+
+
+# --- training at scale: bad files in the table, the epoch bar (h9-data) ----------------------
+
+
+def test_bad_files_in_the_table_are_skipped_listed_and_training_goes_on(
+    table, classes, tmp_path, capsys
+):
+    """0-byte, truncated, non-audio (header pass: dropped) and silent (first use: a silent
+    clip) recordings; the run completes and lists all four in skipped_files.csv."""
+    from lib.audio import write_audio
+
+    bad_dir = tmp_path / "bad"
+    bad_dir.mkdir()
+    empty, truncated, text, silent = (bad_dir / f"{n}.ogg" for n in ("e", "t", "x", "s"))
+    empty.write_bytes(b"")
+    truncated.write_bytes(Path(table.path[0]).read_bytes()[:1500])
+    text.write_text("not audio\n" * 40)
+    write_audio(silent, np.zeros(3 * LEARN.sample_rate, dtype=np.float32), LEARN.sample_rate)
+    label = table.loc[table["fold"] != 0, "primary_label"].iloc[0]
+    extra = pd.DataFrame({
+        "path": [str(p) for p in (empty, truncated, text, silent)], "primary_label": label,
+        "secondary_labels": [[]] * 4, "source": "birdclef-2023", "xc_id": "", "rating": 5.0,
+        "fold": 1,
+    })  # fmt: skip
+    with_bad = pd.concat([table, extra], ignore_index=True)
+    out = tmp_path / "run"
+    summary = train_folds(QUICK.replace(epochs=1), with_bad, classes, out)
+    assert summary["complete"]
+    listed = pd.read_csv(out / "skipped_files.csv")
+    assert sorted(listed["path"]) == sorted(extra["path"])
+    assert listed.set_index("path").loc[str(silent), "reason"].startswith("silent")
+    folds = pd.read_csv(out / "folds.csv")
+    assert str(silent) in set(folds["path"]) and str(empty) not in set(folds["path"])
+    assert (out / "durations.csv").is_file()
+    output = capsys.readouterr()
+    assert "3 of" in output.out and "unreadable, skipped" in output.out
+    assert "finetune fold 0" in output.err  # the fold's epoch bar
