@@ -14,8 +14,8 @@ from lib.config import Config
 from lib.dataset import ClipDataset
 from lib.run_dir import pretraining_table
 from lib.sources import class_list, make_folds, read_birdclef2023, read_sources
-from lib.synthetic import SyntheticSpec, make_competition
 from lib.throughput import StageData, make_training_plan, measure_device, measure_loader
+from workbench.synthetic import SyntheticSpec, make_competition
 
 CONFIG = Config(backbone=TINY_BACKBONE, pretrained=False, n_mels=64, batch_size=4,
                 num_workers=2, n_folds=3, plan_loader_seconds=0.5, plan_warmup_steps=4)  # fmt: skip
