@@ -35,14 +35,6 @@ TINY = Config(
 CLASSES = ["a", "b", "c"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def trainer(steps_per_epoch: int = 2, fold: int = 0):
     return build_trainer(TINY, CLASSES, fold, torch.device("cpu"), DistInfo(), steps_per_epoch)
 
