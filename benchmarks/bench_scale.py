@@ -14,12 +14,13 @@ of them (its own file on disk: header reads, disk use and decode cost are those 
 Measured per codec, one core (process pinned to one CPU, BLAS/OpenMP/torch threads 1): 5-s crop
 decoding (`load_audio(offset, duration)`) vs whole-file decoding in clips/s, header index time
 per file (`lib.audio_index`), peak memory (ru_maxrss; VmHWM of fresh processes at two corpus
-sizes) and disk used. Then the augmented loader (scale_loader.py): the real ClipDataset (train=True) and
-WaveAugment with a background-noise bank, timed by lib.throughput.measure_loader on CPU time,
-for crop decoding, whole-file decoding and the decoded cache; the real corpus's mix projected
-onto Kaggle's 4 cores against 2 x T4 (an ASSUMED ~100 clips/s per T4, not measured). "Clips/s
-per core" is 1 / this process's CPU time per clip; wall rates are printed beside it. The corpus
-is in the page cache (just written or read), so disk latency is not measured.
+sizes) and disk used. Then the augmented loader (scale_loader.py): the real ClipDataset
+(train=True) and WaveAugment with a background-noise bank, timed by
+lib.throughput.measure_loader on CPU time, for crop decoding, whole-file decoding and the
+decoded cache; the real corpus's mix projected onto Kaggle's 4 cores against 2 x T4 (an ASSUMED
+~100 clips/s per T4, not measured). "Clips/s per core" is 1 / this process's CPU time per clip;
+wall rates are printed beside it. The corpus is in the page cache (just written or read), so
+disk latency is not measured.
 """
 
 from __future__ import annotations
