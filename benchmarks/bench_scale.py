@@ -11,12 +11,16 @@ Encoding mp3 runs at only ~10-20x real time here, so each codec gets a pool of d
 recordings at the quantiles of the duration spread, and every corpus file is a byte copy of one
 of them (its own file on disk: header reads, disk use and decode cost are those of a real file).
 
-Measured per codec, one core (process pinned to one CPU, BLAS/OpenMP threads 1): 5-s crop
+Measured per codec, one core (process pinned to one CPU, BLAS/OpenMP/torch threads 1): 5-s crop
 decoding (`load_audio(offset, duration)`) vs whole-file decoding in clips/s, header index time
-per file (`lib.audio_index`), peak memory (ru_maxrss) and disk used. The corpus is in the page
-cache (just written or read), so disk latency is not measured. The data loader with
-augmentations is measured by `measure_loader` (the lead fills it in once `lib.dataset` draws
-crops from the index).
+per file (`lib.audio_index`), peak memory (ru_maxrss; VmHWM of fresh processes at two corpus
+sizes) and disk used. Then the augmented loader (scale_loader.py): the real ClipDataset
+(train=True) and WaveAugment with a background-noise bank, timed by
+lib.throughput.measure_loader on CPU time, for crop decoding, whole-file decoding and the
+decoded cache; the real corpus's mix projected onto Kaggle's 4 cores against 2 x T4 (an ASSUMED
+~100 clips/s per T4, not measured). "Clips/s per core" is 1 / this process's CPU time per clip;
+wall rates are printed beside it. The corpus is in the page cache (just written or read), so
+disk latency is not measured.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
+os.environ.setdefault("TQDM_DISABLE", "1")  # AudioCache.warm's bar would bury the table
 
 import argparse  # noqa: E402
 import resource  # noqa: E402
@@ -48,6 +53,15 @@ from lib.audio_index import load_or_build_index, read_durations  # noqa: E402
 
 SAMPLE_RATE = 32000
 CLIP_SECONDS = 5.0
+T4_CLIPS_PER_S = 100.0  # ASSUMED, not measured: effnet_b0 fp32 256x501 training, per T4
+KAGGLE_CORES = 4
+FINE_TUNE_FILES, PRE_TRAIN_FILES = 17_000, 150_000
+# Real corpus shares per stage: 2021-2023 ogg ~94k (2023 ~17k), 2020 + Xeno-canto mp3 ~66k.
+STAGES = {
+    "fine-tune (2023 ogg)": {"ogg": 1.0},
+    "pre-train (77k ogg + 66k mp3)": {"ogg": 77 / 143, "mp3": 66 / 143},
+    "all sources (94k ogg + 66k mp3)": {"ogg": 94 / 160, "mp3": 66 / 160},
+}
 
 
 @dataclass(frozen=True)
@@ -79,6 +93,13 @@ class Settings:
     whole_samples: int = 40  # whole-file decodes timed per codec (over the corpus spread)
     reference_repeats: int = 7
     accuracy_files: int = 8  # files per codec compared crop by crop with a whole decode
+    loader_seconds: float = 8.0  # CPU seconds of augmented clips per codec and mode
+    cache_files: int = 150  # files per codec decoded into the cache for its measurement
+    loader_batch: int = 32
+    loader_batches: int = 4  # batches through make_loader, end to end
+    memory_sizes: tuple[int, ...] = (500, 2000)  # corpus sizes of the memory probes
+    memory_items: int = 40  # augmented clips each memory probe draws
+    augment_repeats: int = 30  # timings per augmentation alone
 
     @staticmethod
     def quick() -> Settings:
@@ -91,6 +112,13 @@ class Settings:
             whole_samples=6,
             reference_repeats=3,
             accuracy_files=2,
+            loader_seconds=0.3,
+            cache_files=3,
+            loader_batch=8,
+            loader_batches=1,
+            memory_sizes=(20, 60),
+            memory_items=5,
+            augment_repeats=3,
         )
 
 
@@ -209,6 +237,7 @@ def rates(times: list[tuple[float, float]]) -> str:
 
 
 def peak_memory_mb() -> float:
+    """Peak RSS of this process (ru_maxrss)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
@@ -343,18 +372,67 @@ def measure_index(table: pd.DataFrame, folder: Path) -> list[Row]:
     return rows
 
 
-def measure_loader(table: pd.DataFrame, settings: Settings) -> list[Row] | None:
-    """LOADER PART, TO BE FILLED IN BY THE LEAD: augmented clips/s per core through the real
-    dataset (lib.dataset) drawing random crops from the index, all augmentations on, per codec
-    and for the real mix. Not measured on this branch (lib.dataset here still decodes whole
-    files); returns None so the table says so plainly.
-    """
-    return None
-
-
 def mix_rate(rates: dict[str, float], shares: dict[str, float]) -> float:
     """Clips/s of a mix: the time per clip is the share-weighted mean of per-codec times."""
     return 1 / sum(shares[c] / rates[c] for c in shares)
+
+
+def projection_rows(rates: dict[tuple[str, str, str], float], index_ms: float) -> list[Row]:
+    """The real corpus from the measured per-core rates: Kaggle's 4 cores (assumed to scale
+    linearly) vs 2 x T4 (ASSUMED ~100 clips/s each, not measured), hours, indexing."""
+    gpus = 2 * T4_CLIPS_PER_S
+    rows = []
+    for label, probs in dict.fromkeys((k[0], k[1]) for k in rates):
+        cores = {
+            stage: KAGGLE_CORES * mix_rate({c: rates[(label, probs, c)] for c in shares}, shares)
+            for stage, shares in STAGES.items()
+        }
+        figure = " / ".join(
+            f"{stage.split(' (')[0]} {rate:.0f} ({'loader' if rate < gpus else 'GPU'}-bound)"
+            for stage, rate in cores.items()
+        )
+        what = (
+            f"Kaggle {KAGGLE_CORES} cores vs 2 x T4 ({gpus:.0f} clips/s, assumed): {label}, {probs}"
+        )
+        rows.append(Row(what, "mix", figure))
+        fine, pre = cores["fine-tune (2023 ogg)"], cores["pre-train (77k ogg + 66k mp3)"]
+        rows.append(
+            Row(
+                f"hours at min(loader, 2 x T4): {label}, {probs}",
+                "mix",
+                f"fine-tune 5 folds x 50 epochs x 17k clips "
+                f"{5 * 50 * FINE_TUNE_FILES / min(fine, gpus) / 3600:.1f} h; "
+                f"one pre-train epoch (150k) {PRE_TRAIN_FILES / min(pre, gpus) / 3600:.2f} h",
+            )
+        )
+    files = FINE_TUNE_FILES + PRE_TRAIN_FILES
+    rows.append(
+        Row(
+            "header index of 167k files, one core (page cache; Kaggle's mount not measured)",
+            "all",
+            f"{index_ms * files / 1000:.0f} s = {index_ms * files / 3.6e6:.3f} h",
+        )
+    )
+    return rows
+
+
+def measure_loader(
+    table: pd.DataFrame, folder: Path, settings: Settings, index_ms: float
+) -> list[Row]:
+    """Augmented clips/s per core through the real dataset and loader (scale_loader.py):
+    crop decoding vs whole-file decoding vs the decoded cache, per codec; the real corpus's mix
+    projected onto Kaggle's 4 cores vs 2 x T4; one end-to-end make_loader run."""
+    # imported here: torch and the library's training modules would set the peak memory of
+    # the decoding rows above (importing torch alone is ~500 MiB RSS)
+    from scale_loader import augmentation_cost_rows, loader_rows, make_loader_row
+
+    index_file = folder / "index-bench.csv"
+    figures, rates = loader_rows(table, index_file, settings.loader_seconds, settings.cache_files)
+    figures += augmentation_cost_rows(table, settings.augment_repeats)
+    figures.append(
+        make_loader_row(table, index_file, settings.loader_batch, settings.loader_batches)
+    )
+    return [Row(*figure) for figure in figures] + projection_rows(rates, index_ms)
 
 
 def corpus_rows(table: pd.DataFrame) -> list[Row]:
@@ -385,7 +463,9 @@ def run(folder: Path, settings: Settings, seed: int = 0) -> list[Row]:
     table = build_corpus(folder, settings, seed)
     rows = corpus_rows(table)
     rows.append(Row("peak memory before indexing", "all", f"{peak_memory_mb():.0f} MiB"))
-    rows += measure_index(table, folder)
+    index_rows = measure_index(table, folder)
+    index_ms = float(index_rows[0].figure.split()[0])  # 1 thread, all files, CPU
+    rows += index_rows
     rows.append(Row("peak memory after indexing", "all", f"{peak_memory_mb():.0f} MiB"))
     rng = np.random.default_rng(seed)
     crop_rates = {}
@@ -399,14 +479,7 @@ def run(folder: Path, settings: Settings, seed: int = 0) -> list[Row]:
     for codec in CODECS:
         rows.append(measure_wholes(table, codec, settings, rng))
         rows += measure_reference(folder, codec, settings, rng)
-    stages = {
-        "fine-tune (2023: ogg)": {"ogg": 1.0},
-        "pre-train (2020-2022 + XC)": {"ogg": 77 / 143, "mp3": 66 / 143},
-        "all sources (real mix)": {
-            c.name: c.real_files / sum(x.real_files for x in CODECS) for c in CODECS
-        },
-    }
-    for stage, shares in stages.items():
+    for stage, shares in STAGES.items():
         rows.append(
             Row(
                 f"5-s crop decode, {stage}",
@@ -415,11 +488,37 @@ def run(folder: Path, settings: Settings, seed: int = 0) -> list[Row]:
             )
         )
     rows.append(Row("peak memory after whole-file decoding", "all", f"{peak_memory_mb():.0f} MiB"))
-    loader = measure_loader(table, settings)
-    rows += loader or [
-        Row("augmented loader", "all", "not measured (measure_loader not filled in)")
-    ]
+    rows += measure_loader(table, folder, settings, index_ms)
     return rows
+
+
+def memory_rows(args: argparse.Namespace, settings: Settings) -> list[Row]:
+    """Peak RSS of fresh processes (pinned like this one) that index N files, build the training
+    dataset and draw augmented clips, at two corpus sizes: memory flat in the file count."""
+    peaks = {}
+    for files in settings.memory_sizes:
+        probe = [
+            sys.executable,
+            __file__,
+            "--memory-probe",
+            str(files),
+            "--corpus",
+            str(args.corpus),
+        ]
+        probe += ["--quick"] * args.quick + ["--files", str(settings.files)]
+        done = subprocess.run(probe, check=True, capture_output=True, text=True)
+        peaks[files] = float(done.stdout.split("peak MiB")[-1])
+    (small, low), (large, high) = sorted(peaks.items())
+    per_file = (high - low) * 1024 / (large - small)
+    return [
+        Row(
+            f"peak memory, fresh process: torch + index + dataset + {settings.memory_items} "
+            f"clips, {small} / {large} files",
+            "all",
+            f"{low:.0f} / {high:.0f} MiB ({per_file:.2f} KiB per file; "
+            f"167k files: +{per_file * 167_000 / 1024:.0f} MiB)",
+        )
+    ]
 
 
 def print_table(rows: list[Row]) -> None:
@@ -435,6 +534,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny corpus, < 1 minute")
     parser.add_argument("--files", type=int, default=None, help="corpus size (default 2000)")
     parser.add_argument("--generate-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--memory-probe", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     settings = Settings.quick() if args.quick else Settings()
     if args.files:
@@ -443,6 +543,13 @@ def main(argv: list[str] | None = None) -> None:
         build_corpus(args.corpus, settings)
         for codec in CODECS:
             reference_file(args.corpus, codec, settings.reference_seconds)
+        return
+    if args.memory_probe:
+        from scale_loader import memory_probe
+
+        table = build_corpus(args.corpus, settings)
+        peak = memory_probe(table, args.memory_probe, settings.memory_items)
+        print(f"peak MiB {peak:.1f}")
         return
     # generate in a child process: synthesising a 10-minute file would set this one's peak memory
     start = time.perf_counter()
@@ -454,7 +561,7 @@ def main(argv: list[str] | None = None) -> None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"bench_scale: {pinned}, load average {load:.1f} on {os.cpu_count()} CPUs", flush=True)
     print(f"corpus generated or reused in {generated:.0f} s (a child process)", flush=True)
-    rows = run(args.corpus, settings)
+    rows = run(args.corpus, settings) + memory_rows(args, settings)
     print_table(rows)
     end_load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average at the end: {end_load:.1f}")

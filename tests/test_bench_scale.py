@@ -2,28 +2,66 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+LOADER_MODES = [
+    "crop decoding, all augmentations p=1",
+    "crop decoding, recipe augmentation p",
+    "whole-file decode + crop, all augmentations p=1",
+    "decoded cache (warm), all augmentations p=1",
+]
 
 
-def test_quick_scale_benchmark_runs_and_prints_its_table(tmp_path):
-    # a subprocess: the benchmark pins its process to one CPU
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One `--quick` run (~45 s here) shared by the tests; a subprocess: the benchmark pins its
+    process to one CPU."""
+    corpus = tmp_path_factory.mktemp("scale-corpus")
     done = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks" / "bench_scale.py"),
-            "--quick",
-            "--corpus",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+        [sys.executable, str(ROOT / "benchmarks" / "bench_scale.py"), "--quick",
+         "--corpus", str(corpus)],
+        capture_output=True, text=True, timeout=150,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = done.stdout.splitlines()
+    return corpus, done.stdout.splitlines()
+
+
+def test_quick_scale_benchmark_runs_and_prints_its_table(quick_run):
+    corpus, lines = quick_run
     assert "| what | codec | figure |" in lines
     for expected in ["5-s crop decode, median | ogg", "5-s crop decode, median | mp3", "ms/file"]:
         assert any(expected in line for line in lines), expected
     table = [line for line in lines if line.startswith("| ") and "clips/s per core" in line]
     assert len(table) >= 6 and all(" 0 clips/s" not in line for line in table)
-    assert len(list((tmp_path / "files").rglob("XC*"))) == 60  # the corpus is cached there
+    assert len(list((corpus / "files").rglob("XC*"))) == 60  # the corpus is cached there
+
+
+def figure(lines: list[str], what: str, codec: str) -> list[str]:
+    """The figure column of the row `what` for `codec`, split in words."""
+    (line,) = [x for x in lines if x.startswith(f"| {what} | {codec} |")]
+    return line.split("|")[3].split()
+
+
+def test_quick_scale_benchmark_measures_the_augmented_loader(quick_run):
+    _, lines = quick_run
+    assert not any("not filled in" in line for line in lines)
+    rates = {}
+    for mode in LOADER_MODES:
+        for codec in ("ogg", "mp3"):
+            words = figure(lines, f"loader, {mode}", codec)
+            assert words[1:4] == ["clips/s", "per", "core"], words
+            rates[(mode, codec)] = float(words[0])
+    assert all(rate > 0 for rate in rates.values()), rates
+    for codec in ("ogg", "mp3"):  # every augmentation on every clip costs more than the recipe's
+        assert rates[(LOADER_MODES[0], codec)] < rates[(LOADER_MODES[1], codec)], rates
+    assert figure(lines, "noise bank (background noise)", "ogg")[0] != "0"
+    warm = [line for line in lines if line.startswith("| decoded cache: warm-up")]
+    assert len(warm) == 2
+    for line in warm:  # float16 at 32 kHz: 62.5 KiB per second of audio, plus .npy headers
+        assert 62.4 < float(line.split("disk ")[1].split()[0]) < 64, line
+    end_to_end = [line for line in lines if "make_loader (0 workers)" in line]
+    assert len(end_to_end) == 1 and "clips/s per core" in end_to_end[0]
+    for expected in ["Kaggle 4 cores vs 2 x T4", "hours at min(loader", "header index of 167k"]:
+        assert any(expected in line for line in lines), expected
+    assert any("peak memory, fresh process" in line and " MiB" in line for line in lines)
