@@ -25,7 +25,7 @@ from lib.augment import WaveAugment  # noqa: E402
 from lib.config import Config  # noqa: E402
 from lib.dataset import AudioCache, ClipDataset, make_loader, set_epoch  # noqa: E402
 from lib.sources import class_list, read_birdclef2023  # noqa: E402
-from lib.synthetic import SyntheticSpec, make_competition  # noqa: E402
+from workbench.synthetic import SyntheticSpec, make_competition  # noqa: E402
 
 
 def competition(root: Path, seconds: tuple[float, float]) -> Path:

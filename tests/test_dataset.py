@@ -17,7 +17,7 @@ from lib.audio import load_audio, write_audio
 from lib.config import Config
 from lib.dataset import AudioCache, ClipDataset, EpochSampler, make_loader, make_targets, set_epoch
 from lib.sources import class_list, read_birdclef2023
-from lib.synthetic import SyntheticSpec, make_competition
+from workbench.synthetic import SyntheticSpec, make_competition
 
 SR = 32000
 CONFIG = Config().replace(batch_size=4, num_workers=0, seed=42)

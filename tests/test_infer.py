@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import sys
@@ -404,17 +403,11 @@ def test_ensure_onnxruntime(tmp_path, monkeypatch):
 
 
 def inline_modules(names: list[str]) -> list[str]:
-    """Library module sources with their `from lib...` imports removed, one cell each: in the
-    notebook every function lives in __main__, as the real build makes it."""
-    cells = []
-    for name in names:
-        source = (ROOT / "lib" / f"{name}.py").read_text()
-        lines = source.splitlines(keepends=True)
-        for node in reversed(ast.parse(source).body):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lib"):
-                del lines[node.lineno - 1 : node.end_lineno]
-        cells.append("".join(lines))
-    return cells
+    """The library modules (and their dependencies) as the builder inlines them into one cell:
+    in the notebook every function lives in __main__, as the real build makes it."""
+    from workbench.inline import inline_library
+
+    return [inline_library(ROOT / "lib", names)]
 
 
 def execute(cells: list[str], cwd: Path, env: dict, timeout: int = 300):
@@ -457,13 +450,13 @@ assert summary["folds_per_file"] == {{3: 3}}, summary
 
 def test_built_inference_notebook_runs(models, tmp_path):
     """kernels/infer.py as build_kernels.py builds it, on a Kaggle-like input layout."""
-    build_kernels = pytest.importorskip("build_kernels")
     from lib.paths import MODELS_DATASET_SLUG
+    from workbench.inline import build_notebook
 
     inputs = tmp_path / "input"
     soundscapes(inputs / "birdclef-2023" / "test_soundscapes", [10.0, 12.0, 600.0])
     (inputs / MODELS_DATASET_SLUG).symlink_to(models)
-    nb = build_kernels.build_notebook(ROOT / "kernels" / "infer.py", ROOT / "lib")
+    nb = build_notebook(ROOT / "kernels" / "infer.py", ROOT / "lib")
     cells = [c.source for c in nb.cells if c.cell_type == "code"]
     assert not any("from lib" in c for c in cells)
     env = {

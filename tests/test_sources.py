@@ -20,7 +20,7 @@ from lib.sources import (
     read_sources,
     split_fold,
 )
-from lib.synthetic import SyntheticSpec, make_competition
+from workbench.synthetic import SyntheticSpec, make_competition
 
 SPEC = SyntheticSpec(
     n_species=4,

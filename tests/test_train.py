@@ -26,9 +26,9 @@ from lib.distributed import library_script
 from lib.model import load_checkpoint, model_from_checkpoint
 from lib.run_dir import pretraining_table
 from lib.sources import class_list, make_folds, read_birdclef2023, read_sources, split_fold
-from lib.synthetic import SyntheticSpec, make_competition
 from lib.train import ddp_main, train_fold, train_folds
 from lib.trainer import derive_seed, evaluate_model, init_fold_model
+from workbench.synthetic import SyntheticSpec, make_competition
 
 SPEC = SyntheticSpec(
     n_species=6,
@@ -331,12 +331,10 @@ def test_library_script_from_the_repository_imports_lib():
 def notebook_namespace() -> dict:
     """The library as a notebook built by build_kernels.py holds it: one inlined cell, executed
     in `__main__`, its text in linecache under a cell file name (as IPython does)."""
-    import build_kernels
+    from workbench.inline import inline_cell
 
     lib_dir = Path(train_module.__file__).resolve().parent
-    cell = build_kernels.inline_cell(
-        "from lib.train import launch_ddp\n", lib_dir, [], {}, "test cell"
-    )
+    cell = inline_cell("from lib.train import launch_ddp\n", lib_dir, [], {}, "test cell")
     filename = "/tmp/ipykernel_0/test_train_cell.py"
     linecache.cache[filename] = (len(cell), None, cell.splitlines(keepends=True), filename)
     namespace = {"__name__": "__main__"}

@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 
 from lib.audio import load_audio, make_windows
-from lib.synthetic import (
+from workbench.synthetic import (
     SyntheticSpec,
     call_params,
     make_competition,
