@@ -309,3 +309,10 @@ def test_non_empty_target_needs_overwrite(tmp_path):
     assert not stale.exists()
     assert (tmp_path / "unrelated.txt").read_text() == "kept"
     assert len(pd.read_csv(tmp_path / "solution.csv")) == 1
+
+
+@pytest.mark.parametrize("seconds", [2.0, 5.0, 5.49, 5.5, 60.0, 598.0, 600.01, 600.5])
+def test_soundscape_rows_follow_lib_audio(seconds):
+    """Rows of the solution = windows inference cuts from the file (one rule, lib.audio)."""
+    wave = np.zeros(int(round(seconds * 32000)), dtype=np.float32)
+    assert soundscape_windows(seconds) == len(make_windows(wave)[0])

@@ -112,13 +112,27 @@ def prepare_workdir(workdir: Path) -> RehearsalLayout:
     return layout
 
 
-def make_synthetic(layout: RehearsalLayout, spec_overrides: dict) -> Path:
-    """The synthetic competition under input/, its truth moved out of the notebooks' sight."""
-    from workbench.synthetic import SyntheticSpec, make_competition
+def synthetic_spec(overrides: dict):
+    """The SyntheticSpec of the JSON overrides (lists become tuples); a bad field is a
+    BuildError naming --rehearse-spec."""
+    from workbench.synthetic import SyntheticSpec
 
     tuples = {f.name for f in dataclasses.fields(SyntheticSpec) if isinstance(f.default, tuple)}
-    values = {k: tuple(v) if k in tuples else v for k, v in spec_overrides.items()}  # JSON lists
-    comp = make_competition(layout.input, SyntheticSpec(**values))
+    values = {k: tuple(v) if k in tuples else v for k, v in overrides.items()}  # JSON lists
+    try:
+        return SyntheticSpec(**values)
+    except (TypeError, ValueError) as err:
+        raise BuildError(
+            f"--rehearse-spec: {err}. Fix: use SyntheticSpec's fields "
+            "(workbench/synthetic/spec.py) with valid values."
+        ) from err
+
+
+def make_synthetic(layout: RehearsalLayout, spec_overrides: dict) -> Path:
+    """The synthetic competition under input/, its truth moved out of the notebooks' sight."""
+    from workbench.synthetic import make_competition
+
+    comp = make_competition(layout.input, synthetic_spec(spec_overrides))
     shutil.move(str(layout.input / "solution.csv"), layout.solution)
     return comp
 
@@ -199,10 +213,15 @@ def rehearse(folders: dict[str, Path], options: RehearsalOptions) -> RehearsalRe
     if missing:
         raise BuildError(f"rehearsal needs kernels/{missing[0]}.py (missing: {missing})")
     train_config = {**REHEARSAL_TRAIN_CONFIG, **options.config_overrides}
-    Config.from_dict(train_config)  # unknown fields fail here, not 10 minutes in
+    try:  # unknown fields fail here, not 10 minutes in
+        backbone = Config.from_dict(train_config).backbone
+    except (KeyError, TypeError, ValueError) as err:
+        raise BuildError(f"--rehearse-config: {err}. Fix: use lib/config.py's fields.") from err
+    spec_overrides = {**REHEARSAL_SPEC, **options.spec_overrides}
+    synthetic_spec(spec_overrides)
     layout = prepare_workdir(Path(options.workdir))
     start = time.perf_counter()
-    competition = make_synthetic(layout, {**REHEARSAL_SPEC, **options.spec_overrides})
+    competition = make_synthetic(layout, spec_overrides)
     print(f"rehearsal: synthetic competition in {time.perf_counter() - start:.1f} s")
     timeout = options.cell_timeout
     train_working, train_s = run_kernel(
@@ -225,7 +244,7 @@ def rehearse(folders: dict[str, Path], options: RehearsalOptions) -> RehearsalRe
     print(
         f"rehearsal: padded cmAP {score:.4f} on {len(submission)} windows | train {train_s:.0f} s"
         f" | infer {infer_s:.0f} s | projected hidden test ({HIDDEN_TEST_WINDOWS} windows) "
-        f"{minutes:.1f} min here with this rehearsal's {Config.from_dict(train_config).backbone}"
+        f"{minutes:.1f} min here with this rehearsal's {backbone}"
         f" folds ({os.cpu_count()} cores; Kaggle: 4 cores, {KAGGLE_LIMIT_MINUTES} min limit; "
         "the recipe's efficientnet_b0: see benchmarks/RESULTS.md)"
     )
