@@ -40,8 +40,7 @@ from lib.audio import load_audio, make_windows, write_audio  # noqa: E402
 from lib.config import Config  # noqa: E402
 from lib.export import ClipProbabilities, export_run  # noqa: E402
 from lib.features import LogMel  # noqa: E402
-from lib.guard import available_cores, plan_workers  # noqa: E402
-from lib.infer import make_session, share_arena  # noqa: E402
+from lib.infer_workers import available_cores, make_session, plan_workers, share_arena  # noqa: E402
 from lib.model import build_model, model_from_checkpoint, save_checkpoint  # noqa: E402
 
 HIDDEN_TEST_WINDOWS = 24_000
@@ -143,9 +142,9 @@ def e2e_child(spec: dict) -> dict:
     stop.set()
     sampler.join()
     return {
-        "seconds": summary["seconds"],
-        "model_windows": summary["model_windows"],
-        "processes": summary["processes"],
+        "seconds": summary.seconds,
+        "model_windows": summary.model_windows,
+        "processes": summary.processes,
         "peak_mb": peak[0],
     }
 

@@ -2,7 +2,7 @@
 5-second clips, 256 x 501 log-mel input, batch 16, forward + backward + AdamW step.
 
 Two figures: the model step alone (log-mel images given), and the whole training step of
-lib.trainer.train_one_epoch (raw waveforms -> mixup -> log-mel -> SpecAugment -> model -> SED
+lib.fold_trainer.train_one_epoch (raw waveforms -> mixup -> log-mel -> SpecAugment -> model -> SED
 loss -> AdamW -> cosine step). Data loading is not included (see bench_loader.py).
 
 Run: `python benchmarks/bench_train.py [--threads 1 2] [--batches 4] [--repeats 3]`.
@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lib.config import Config  # noqa: E402
 from lib.distributed import DistInfo  # noqa: E402
+from lib.fold_trainer import build_trainer, make_optimizer, train_one_epoch  # noqa: E402
 from lib.losses import SEDLoss  # noqa: E402
 from lib.model import build_model  # noqa: E402
-from lib.trainer import build_trainer, make_optimizer, train_one_epoch  # noqa: E402
 
 N_CLASSES = 264
 
@@ -61,7 +61,7 @@ def model_step(config: Config, batch_size: int):
 
 
 def full_step(config: Config, batch_size: int):
-    """lib.trainer.train_one_epoch over in-memory batches of raw waveforms."""
+    """lib.fold_trainer.train_one_epoch over in-memory batches of raw waveforms."""
     classes = [f"c{k:03d}" for k in range(N_CLASSES)]
     t = build_trainer(config, classes, 0, torch.device("cpu"), DistInfo(), steps_per_epoch=100)
     generator = torch.Generator().manual_seed(0)

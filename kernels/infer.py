@@ -24,7 +24,8 @@ import json
 import logging
 
 from lib.config import Config
-from lib.guard import available_cores, budget_started_at
+from lib.guard import budget_started_at
+from lib.infer_workers import available_cores
 from lib.paths import (
     MODELS_DATASET_SLUG,
     WHEELS_DATASET_SLUG,
@@ -66,15 +67,15 @@ SUMMARY = run_inference(MODELS_DIR, SOUNDSCAPES, SUBMISSION, CONFIG, started_at=
 
 # %% summary
 print(
-    f"files {SUMMARY['files']}, rows {SUMMARY['rows']}, {SUMMARY['seconds']:.1f} s, "
-    f"{SUMMARY['processes']} process(es) x {SUMMARY['threads']} thread(s) "
-    f"({SUMMARY['start_method']}), batch {SUMMARY['batch_size']}"
+    f"files {SUMMARY.files}, rows {SUMMARY.rows}, {SUMMARY.seconds:.1f} s, "
+    f"{SUMMARY.processes} process(es) x {SUMMARY.threads} thread(s) "
+    f"({SUMMARY.start_method}), batch {SUMMARY.batch_size}"
 )
-print("files per fold count (0 = fallback rows):", SUMMARY["folds_per_file"])
-print("deadline guard:", SUMMARY["guard"] or "all files used every fold model")
-print(f"fallback files: {len(SUMMARY['fallback_files'])}, warnings: {len(SUMMARY['warnings'])}")
-for note in SUMMARY["warnings"][:20]:
+print("files per fold count (0 = fallback rows):", SUMMARY.folds_per_file)
+print("deadline guard:", SUMMARY.guard or "all files used every fold model")
+print(f"fallback files: {len(SUMMARY.fallback_files)}, warnings: {len(SUMMARY.warnings)}")
+for note in SUMMARY.warnings[:20]:
     print("  ", note)
-timing = {"windows": SUMMARY["windows"], "seconds": SUMMARY["seconds"]}
+timing = {"windows": SUMMARY.windows, "seconds": SUMMARY.seconds}
 (WORKING / "timing.json").write_text(json.dumps(timing) + "\n")  # read by the rehearsal
-(WORKING / "inference_summary.json").write_text(json.dumps(SUMMARY, indent=1) + "\n")
+(WORKING / "inference_summary.json").write_text(SUMMARY.to_json())

@@ -54,7 +54,7 @@ from lib.config import Config
 from lib.paths import find_competition, find_dataset, input_root, working_root
 from lib.run_dir import pretraining_table
 from lib.sources import class_list, make_folds, read_birdclef2023, read_sources
-from lib.train import run_training
+from lib.train_folds import run_training
 
 # %% settings: the recipe's values; $BIRDCLEF_CONFIG (a JSON object) overrides any Config field
 STARTED = time.time()

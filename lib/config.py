@@ -89,7 +89,7 @@ class Config:
     freq_masks: int = 2
 
     # --- inference -----------------------------------------------------------------------
-    infer_processes: int = 4  # Kaggle's 4 cores; capped at the cores found (lib.guard)
+    infer_processes: int = 4  # Kaggle's 4 cores; capped at the cores found (lib.infer_workers)
     infer_threads: int = 1  # onnxruntime intra-op threads per process
     infer_batch_size: int = 1  # windows per onnxruntime call: 1 ran fastest, least memory
     time_budget_minutes: float = 110.0

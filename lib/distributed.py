@@ -2,7 +2,7 @@
 for a notebook to launch `torchrun` on its own (inlined) library code.
 
 One code path: without torchrun every helper degrades to the single-process answer (rank 0 of
-1, no-op barrier, gather of one), so `lib.train` never branches on "distributed or not".
+1, no-op barrier, gather of one), so `lib.train_folds` never branches on "distributed or not".
 
 Why torchrun and not fork/spawn from the notebook: spawn cannot import functions defined in
 notebook cells (they live in `__main__`), and fork is unsafe once CUDA was touched in the

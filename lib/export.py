@@ -15,6 +15,10 @@ ORT_ENABLE_ALL level bakes this CPU's memory layout, e.g. AVX-512 NCHWc, into th
 inference session applies ORT_ENABLE_ALL when it loads) -> parity check of the saved model,
 loaded as inference loads it, against PyTorch (max |diff| of probabilities <= 1e-4) or raise.
 
+The models folder's names (fold<k>.onnx, classes.json, config.json, export.json, the graph's
+input/output names) are lib.models_dataset's, which lib.infer reads; the run folder's
+fold<k>/best.pt come from lib.run_dir; files appear whole or not at all (lib.atomic).
+
 onnxruntime is imported inside functions: the training notebook inlines this module before its
 install cell may have run, and import must not fail there.
 """
@@ -22,7 +26,6 @@ install cell may have run, and import must not fail there.
 from __future__ import annotations
 
 import json
-import re
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,15 +34,22 @@ import numpy as np
 import torch
 from torch import nn
 
+from lib.atomic import AtomicTarget, atomic_write
 from lib.config import Config
 from lib.features import LogMel
 from lib.model import model_from_checkpoint, window_probabilities
+from lib.models_dataset import (
+    CLASSES_FILE,
+    CONFIG_FILE,
+    INPUT_NAME,
+    MANIFEST_FILE,
+    OUTPUT_NAME,
+    fold_file,
+)
+from lib.run_dir import fold_dirs
 
 OPSET = 17
-INPUT_NAME = "mel"  # (batch, 1, n_mels, frames) float32, normalised log-mel
-OUTPUT_NAME = "probs"  # (batch, classes) float32, lib.model.window_probabilities
 PARITY_TOLERANCE = 1e-4
-FOLD_FILE_RE = re.compile(r"^fold(\d+)\.onnx$")
 
 
 class ExportError(RuntimeError):
@@ -177,19 +187,17 @@ def export_onnx(
     windows = probe_windows(config) if sample_windows is None else np.asarray(sample_windows)
     with torch.inference_mode():
         mel = LogMel(config)(torch.from_numpy(windows.astype(np.float32))).numpy()
-    raw = out_path.with_name(out_path.stem + ".raw.onnx")
-    tmp = out_path.with_name(out_path.stem + ".tmp.onnx")
+    raw = out_path.with_name(out_path.stem + ".raw.onnx")  # the exporter's output, scratch
     try:
-        _torch_export(module, raw, config)
-        import onnx
+        with AtomicTarget(out_path) as target:  # renamed onto out_path only if parity held
+            _torch_export(module, raw, config)
+            import onnx
 
-        onnx.checker.check_model(str(raw))
-        _optimise_offline(raw, tmp)
-        diff = check_parity(module, tmp, mel, tolerance)
-        tmp.replace(out_path)
+            onnx.checker.check_model(str(raw))
+            _optimise_offline(raw, target.tmp)
+            diff = check_parity(module, target.tmp, mel, tolerance)
     finally:
-        for leftover in (raw, tmp):
-            leftover.unlink(missing_ok=True)
+        raw.unlink(missing_ok=True)
     return ExportReport(str(out_path), len(classes), diff, len(mel))
 
 
@@ -200,19 +208,15 @@ def _require_onnxruntime() -> None:
     except ImportError as err:
         raise ExportError(
             "export needs onnxruntime (offline graph optimisation and the parity check): "
-            "`pip install onnxruntime` where internet is on, or lib.onnxruntime_setup.ensure_onnxruntime("
-            "<wheels folder>) offline"
+            "`pip install onnxruntime` where internet is on, or "
+            "lib.onnxruntime_setup.ensure_onnxruntime(<wheels folder>) offline"
         ) from err
 
 
 def fold_checkpoints(run_dir: str | Path) -> dict[int, Path]:
     """{fold: run_dir/fold<k>/best.pt} in fold order."""
-    found = {}
-    for path in Path(run_dir).glob("fold*/best.pt"):
-        match = re.fullmatch(r"fold(\d+)", path.parent.name)
-        if match:
-            found[int(match.group(1))] = path
-    return dict(sorted(found.items()))
+    folders = fold_dirs(Path(run_dir)).items()
+    return {fold: path / "best.pt" for fold, path in folders if (path / "best.pt").is_file()}
 
 
 def export_run(
@@ -235,15 +239,19 @@ def export_run(
             first = (config, classes)
         elif classes != first[1] or _feature_fields(config) != _feature_fields(first[0]):
             raise ExportError(f"{checkpoint}: classes or feature settings differ from fold 0's")
-        path = out_dir / f"fold{fold}.onnx"
+        path = out_dir / fold_file(fold)
         reports.append(export_onnx(model, path, config, classes, sample_windows))
     config, classes = first
-    (out_dir / "classes.json").write_text(json.dumps(classes, indent=1) + "\n")
-    config.save(out_dir / "config.json")
+    _write_text(out_dir / CLASSES_FILE, json.dumps(classes, indent=1) + "\n")
+    atomic_write(out_dir / CONFIG_FILE, config.save)
     manifest = {"mel_in_graph": False, "input": INPUT_NAME, "output": OUTPUT_NAME}
     manifest["folds"] = [asdict(r) | {"path": Path(r.path).name} for r in reports]
-    (out_dir / "export.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    _write_text(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=1) + "\n")
     return [Path(r.path) for r in reports]
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
 def _feature_fields(config: Config) -> tuple:

@@ -1,58 +1,61 @@
 """Offline inference: test soundscapes -> submission.csv with every fold model, on CPU workers.
 
-Per file, in a worker: decode (lib.guard.decode_soundscape) -> 5-second windows
+Per file, in a worker: decode (lib.audio.decode_soundscape) -> 5-second windows
 (lib.audio.make_windows) -> log-mel once per window (lib.features.LogMel) -> every fold's
 onnxruntime session -> mean of the folds' window probabilities -> finite, clipped to
 [0, max_probability].
-The parent only schedules: it hands files to workers, lets the DeadlineGuard choose each file's
-fold count, and streams results into the submission in file order.
+The parent only schedules: it hands files to workers, lets the DeadlineGuard (lib.guard) choose
+each file's fold count, and streams results into the submission in file order.
 
-Start method: FORK. In the built notebook this module is inlined into `__main__`, and a spawned
-worker cannot import functions defined there (the facts sheet: AttributeError then
-BrokenProcessPool). Fork is safe here because the parent holds no onnxruntime session and has
-run no torch op when it forks: sessions and torch's thread settings are created in the worker
-initializer. Elsewhere than Linux (no fork) spawn is used, which needs an importable `lib`.
-
-processes x threads never exceeds the cores (lib.guard.plan_workers); processes == 1 runs in
-this process with no pool at all.
+Where the rest lives: the workers, their sessions and the core count (forked pool, why fork)
+in lib.infer_workers; never-raising decoding and fallback row ids in lib.audio; the models
+folder's file names and ONNX input/output names in lib.models_dataset (lib.export writes them).
+processes x threads never exceeds the cores (lib.infer_workers.plan_workers); processes == 1
+runs in this process with no pool at all.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
 import os
-import re
 import time
-import warnings
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from lib.audio import make_windows
+from lib.atomic import AtomicTarget
+from lib.audio import decode_soundscape, expected_ends, make_windows, silent_windows
 from lib.config import Config
 from lib.features import LogMel
-from lib.guard import (
-    DeadlineGuard,
+from lib.guard import DeadlineGuard
+from lib.infer_workers import (
+    InlineRunner,
+    PoolRunner,
     available_cores,
-    decode_soundscape,
-    expected_ends,
+    make_session,
     plan_workers,
-    silent_windows,
+    share_arena,
+    start_method,
+)
+from lib.models_dataset import (
+    CLASSES_FILE,
+    CONFIG_FILE,
+    FOLD_FILE_GLOB,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    fold_number,
 )
 
 LOG = logging.getLogger("birdclef.infer")
-INPUT_NAME, OUTPUT_NAME = "mel", "probs"  # as lib.export writes them
 MAX_POOL_RESTARTS = 8  # then fallback rows; a file that kills its worker costs 2 restarts
 FLOAT_FORMAT = "%.6g"
-FOLD_RE = re.compile(r"^fold(\d+)\.onnx$")
 
 
 # --- models ---------------------------------------------------------------------------------
@@ -68,47 +71,19 @@ class ModelBundle:
 
 
 def load_bundle(models_dir: str | Path) -> ModelBundle:
-    """Read a folder written by lib.export.export_run (fold<k>.onnx, classes.json, config.json)."""
+    """Read a folder written by lib.export.export_run (lib.models_dataset: fold<k>.onnx,
+    classes.json, config.json)."""
     folder = Path(models_dir)
-    folds = {int(m.group(1)): p for p in folder.glob("fold*.onnx") if (m := FOLD_RE.match(p.name))}
-    paths = [folds[k] for k in sorted(folds)]
-    missing = [n for n in ("classes.json", "config.json") if not (folder / n).is_file()]
+    found = {fold_number(p.name): p for p in folder.glob(FOLD_FILE_GLOB)}
+    paths = [found[k] for k in sorted(k for k in found if k is not None)]
+    missing = [n for n in (CLASSES_FILE, CONFIG_FILE) if not (folder / n).is_file()]
     if not paths or missing:
         raise FileNotFoundError(
             f"{folder}: not a models folder (fold<k>.onnx: {len(paths)}, missing: {missing}); "
             "export one with lib.export.export_run"
         )
-    classes = tuple(json.loads((folder / "classes.json").read_text()))
-    return ModelBundle(tuple(paths), classes, Config.load(folder / "config.json"))
-
-
-def share_arena() -> None:
-    """One CPU memory arena for every session of this process. The fold models run one after
-    another, so their activations need not sit in five arenas: measured here, 5 effnet_b0
-    sessions held 1.3 GB at batch 4 with their own arenas and 0.4 GB sharing one (0.23 GB at
-    batch 1), at the same speed. Registering again in the same process is harmless."""
-    import onnxruntime as ort
-
-    info = ort.OrtMemoryInfo(
-        "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
-    )
-    ort.create_and_register_allocator(info, None)
-
-
-def make_session(path: str | Path, threads: int, shared_arena: bool = True):
-    """An onnxruntime CPU session: full graph optimisation at load (the file was saved at the
-    portable EXTENDED level), `threads` intra-op threads, sequential execution; with
-    `shared_arena`, the process's shared arena (call share_arena() first)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    if shared_arena:
-        options.add_session_config_entry("session.use_env_allocators", "1")
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    classes = tuple(json.loads((folder / CLASSES_FILE).read_text()))
+    return ModelBundle(tuple(paths), classes, Config.load(folder / CONFIG_FILE))
 
 
 # --- one file -------------------------------------------------------------------------------
@@ -137,7 +112,8 @@ def finalize(probs: np.ndarray, config: Config) -> np.ndarray:
 
 def fallback_result(index: int, path: Path, bundle: ModelBundle, config: Config, why: str):
     """Fallback rows for a whole file (row count from its header, else 10 minutes)."""
-    ends = expected_ends(path, bundle.config)
+    feats = bundle.config
+    ends = expected_ends(path, feats.sample_rate, feats.clip_seconds, feats.min_tail_seconds)
     probs = np.full((len(ends), len(bundle.classes)), config.fallback_probability, np.float32)
     notes = [f"{path.name}: {why}; fallback rows"]
     return FileResult(index, path.stem, ends, finalize(probs, config), 0, notes)
@@ -206,83 +182,6 @@ class Predictor:
             notes.append(f"{path.name}: {bad} non-finite model output(s) set to fallback")
         out = finalize(probs, self.config)
         return FileResult(index, path.stem, ends, out, folds, notes, decode_s, features_s, model_s)
-
-
-# --- workers --------------------------------------------------------------------------------
-
-# The one piece of process-level state: each worker process's Predictor, made by the pool's
-# initializer (sessions cannot be pickled, and must not be inherited across fork).
-_WORKER: dict = {}
-
-
-def _init_worker(bundle: ModelBundle, config: Config) -> None:
-    torch.set_num_threads(config.infer_threads)  # the log-mel's threads: no oversubscription
-    _WORKER["predictor"] = Predictor(bundle, config)
-
-
-def _work(index: int, path: str, folds: int) -> FileResult:
-    return _WORKER["predictor"].predict_file(index, path, folds)
-
-
-def start_method() -> str:
-    """fork where it exists (see the module docstring: notebooks), else spawn."""
-    return "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-
-
-class InlineRunner:
-    """processes == 1: files run here, one at a time; no pool, no fork."""
-
-    def __init__(self, bundle: ModelBundle, config: Config):
-        self.workers, self.restarts = 1, 0
-        self.predictor = Predictor(bundle, config)
-
-    def submit(self, index: int, path: Path, folds: int) -> Future:
-        future: Future = Future()
-        future.set_result(self.predictor.predict_file(index, path, folds))
-        return future
-
-    def restart(self) -> None:
-        self.restarts += 1
-
-    def close(self, kill: bool = False) -> None:
-        self.predictor = None
-
-
-class PoolRunner:
-    """A process pool whose workers each hold a Predictor (sessions made in the worker)."""
-
-    def __init__(self, bundle: ModelBundle, config: Config):
-        self.bundle, self.config = bundle, config
-        self.workers, self.restarts = config.infer_processes, 0
-        self.pool = self._start()
-
-    def _start(self) -> ProcessPoolExecutor:
-        context = multiprocessing.get_context(start_method())
-        return ProcessPoolExecutor(
-            self.workers, context, initializer=_init_worker, initargs=(self.bundle, self.config)
-        )
-
-    def submit(self, index: int, path: Path, folds: int) -> Future:
-        with warnings.catch_warnings():  # the workers fork at the first submit
-            # Python >= 3.12 warns on fork from a threaded process (a Jupyter kernel always is):
-            # the workers only run _work, never code that takes a lock held by those threads.
-            warnings.filterwarnings("ignore", ".*use of fork\\(\\) may lead to deadlocks")
-            return self.pool.submit(_work, index, str(path), folds)
-
-    def restart(self) -> None:
-        self.close(kill=True)
-        self.restarts += 1
-        self.pool = self._start()
-
-    def close(self, kill: bool = False) -> None:
-        """Shut the pool; with `kill`, end its workers now (deadline reached, pool broken)."""
-        if kill and hasattr(self.pool, "kill_workers"):  # Python >= 3.14
-            self.pool.kill_workers()
-        elif kill:  # older: the executor's own process table
-            for process in list((getattr(self.pool, "_processes", None) or {}).values()):
-                if process.is_alive():
-                    process.kill()
-        self.pool.shutdown(wait=not kill, cancel_futures=True)
 
 
 # --- scheduling -----------------------------------------------------------------------------
@@ -447,15 +346,15 @@ class Scheduler:
 
 
 class SubmissionWriter:
-    """Streams rows to a temp file in file order (results arrive in any order), then renames:
-    no partial file ever sits at the final path, and memory holds only out-of-order results."""
+    """Streams rows to a temp file in file order (results arrive in any order), then renames
+    (lib.atomic): no partial file ever sits at the final path, and memory holds only
+    out-of-order results."""
 
     def __init__(self, path: str | Path, classes):
-        self.path = Path(path)
-        self.tmp = self.path.with_name(self.path.name + ".tmp")
+        self.target = AtomicTarget(path)
+        self.path = self.target.path
         self.classes, self.buffer, self.next, self.rows = list(classes), {}, 0, 0
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(self.tmp, "w", newline="")  # noqa: SIM115 (closed in commit/discard)
+        self.handle = open(self.target.tmp, "w", newline="")  # noqa: SIM115 (closed in commit/discard)
         pd.DataFrame(columns=["row_id", *self.classes]).to_csv(self.handle, index=False)
 
     def add(self, result: FileResult) -> None:
@@ -479,12 +378,11 @@ class SubmissionWriter:
         self.handle.flush()
         os.fsync(self.handle.fileno())
         self.handle.close()
-        os.replace(self.tmp, self.path)
-        return self.path
+        return self.target.commit()
 
     def discard(self) -> None:
         self.handle.close()
-        self.tmp.unlink(missing_ok=True)
+        self.target.discard()
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -493,8 +391,10 @@ class SubmissionWriter:
 def make_runner(bundle: ModelBundle, config: Config, files: int):
     """A pool of config.infer_processes workers, or this process when one worker is enough."""
     if min(config.infer_processes, files) <= 1:
-        return InlineRunner(bundle, config.replace(infer_processes=1))
-    return PoolRunner(bundle, config.replace(infer_processes=min(config.infer_processes, files)))
+        return InlineRunner(Predictor, bundle, config.replace(infer_processes=1))
+    workers = min(config.infer_processes, files)
+    config = config.replace(infer_processes=workers)
+    return PoolRunner(workers, config.infer_threads, Predictor, bundle, config)
 
 
 def _rescue(writer: SubmissionWriter, paths, bundle: ModelBundle, config: Config, err) -> None:
@@ -516,11 +416,11 @@ def run_inference(
     started_at: float | None = None,
     pattern: str = "*.ogg",
     clock=time.time,
-) -> dict:
+) -> InferenceSummary:
     """Predict every `soundscapes_dir/pattern` file with every fold model in `models_dir` and
     write `out_path` (atomically). `config` gives the infer_* knobs, the time budget and the
     fallback; features come from the models' own config. `started_at` (a `clock()` value, e.g.
-    lib.guard.budget_started_at()) is when the budget began. Returns the summary."""
+    lib.guard.budget_started_at()) is when the budget began. Returns an InferenceSummary."""
     begun = clock()
     bundle = load_bundle(models_dir)
     paths = sorted(Path(soundscapes_dir).glob(pattern))
@@ -561,23 +461,52 @@ def _fit_cores(config: Config) -> Config:
     return config.replace(infer_processes=processes, infer_threads=threads)
 
 
-def _summary(stats: RunStats, writer, paths, runner, config: Config, seconds: float) -> dict:
+@dataclass
+class InferenceSummary:
+    """What a run did; the notebook prints it and saves `to_json()` as inference_summary.json,
+    whose keys are the field names (users' scripts read them: keep the names)."""
+
+    files: int
+    rows: int
+    seconds: float
+    windows: int
+    model_windows: int  # windows x folds actually run
+    folds_per_file: dict[int, int]  # folds -> files, most folds first (0: fallback rows)
+    fallback_files: dict[str, str]  # file stem -> reason
+    guard: list[str]  # the deadline guard's decisions, as logged
+    warnings: list[str]
+    processes: int
+    threads: int
+    batch_size: int
+    start_method: str  # "fork", "spawn" or "inline" (no pool)
+    pool_restarts: int
+    budget_minutes: float
+    submission: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1) + "\n"
+
+
+def _summary(stats: RunStats, writer, paths, runner, config: Config, seconds: float):
     pooled = isinstance(runner, PoolRunner)
-    return {
-        "files": len(paths),
-        "rows": writer.rows,
-        "seconds": round(seconds, 2),
-        "windows": stats.windows,
-        "model_windows": stats.model_windows,
-        "folds_per_file": dict(sorted(stats.folds_per_file.items(), reverse=True)),
-        "fallback_files": stats.fallback_files,
-        "guard": stats.guard_log,
-        "warnings": stats.warnings,
-        "processes": runner.workers if runner is not None else 0,
-        "threads": config.infer_threads,
-        "batch_size": config.infer_batch_size,
-        "start_method": start_method() if pooled else "inline",
-        "pool_restarts": getattr(runner, "restarts", 0),
-        "budget_minutes": config.time_budget_minutes,
-        "submission": str(writer.path),
-    }
+    return InferenceSummary(
+        files=len(paths),
+        rows=writer.rows,
+        seconds=round(seconds, 2),
+        windows=stats.windows,
+        model_windows=stats.model_windows,
+        folds_per_file=dict(sorted(stats.folds_per_file.items(), reverse=True)),
+        fallback_files=stats.fallback_files,
+        guard=stats.guard_log,
+        warnings=stats.warnings,
+        processes=runner.workers if runner is not None else 0,
+        threads=config.infer_threads,
+        batch_size=config.infer_batch_size,
+        start_method=start_method() if pooled else "inline",
+        pool_restarts=getattr(runner, "restarts", 0),
+        budget_minutes=config.time_budget_minutes,
+        submission=str(writer.path),
+    )

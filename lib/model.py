@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lib.atomic import atomic_write
 from lib.config import Config
 
 
@@ -122,14 +123,10 @@ def build_model(config: Config, num_classes: int, pretrained: bool | None = None
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, config: Config, classes, **extra) -> None:
-    """Weights + config + class list in one file, written atomically (temp file, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Weights + config + class list in one file, written atomically (lib.atomic)."""
     state = {k: v.detach().cpu() for k, v in unwrap(model).state_dict().items()}
     payload = {"model": state, "config": config.to_dict(), "classes": list(classes), **extra}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: str | Path) -> dict:

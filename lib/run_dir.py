@@ -1,25 +1,24 @@
 """A training run's folder: atomic files, the run's identity (config, classes, folds), and the
-run-level summary (out-of-fold cmAP, history plot). lib.train writes through these.
+run-level summary (out-of-fold cmAP, history plot). lib.train_folds writes through these.
 
     out_dir/config.json, classes.json, folds.csv   what the run is; a resume must match them
-    out_dir/fold<k>/...                            one fold (see lib.train)
+    out_dir/fold<k>/...                            one fold (see lib.train_folds)
     out_dir/oof.csv, summary.json, history.png     all folds so far
 
-Every write goes to a temporary name first and is renamed over the target, so a run killed at
-any moment leaves either the old file or the new one, never half of one.
+Every write goes to a temporary name first and is renamed over the target (lib.atomic), so a
+run killed at any moment leaves either the old file or the new one, never half of one.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from lib.atomic import atomic_write
 from lib.config import Config
 from lib.dataset import make_targets
 from lib.distributed import DistInfo, barrier
@@ -33,18 +32,6 @@ RESUME_FREE_FIELDS = frozenset(
 )  # fmt: skip
 HISTORY_COLUMNS = ["epoch", "train_loss", "valid_loss", "valid_cmap", "lr", "seconds"]
 OOF_ID_COLUMNS = ["row_id", "fold", "primary_label"]
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """`write(tmp)` then rename over `path`: readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_json_atomic(path: str | Path, data) -> None:

@@ -14,7 +14,6 @@ from conftest import TINY_BACKBONE
 from lib.audio import load_audio, make_windows, write_audio
 from lib.config import Config
 from lib.export import (
-    INPUT_NAME,
     ExportError,
     export_onnx,
     export_run,
@@ -23,6 +22,7 @@ from lib.export import (
 )
 from lib.features import LogMel
 from lib.model import build_model, save_checkpoint
+from lib.models_dataset import INPUT_NAME
 
 TINY = Config(backbone=TINY_BACKBONE, pretrained=False, n_mels=64)
 CLASSES = ["abethr1", "comfin", "yewgre1"]

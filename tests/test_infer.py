@@ -16,28 +16,21 @@ import torch
 from conftest import ROOT, TINY_BACKBONE
 
 import lib.infer
-from lib.audio import load_audio, make_windows
+from lib.audio import window_ends
 from lib.config import Config
 from lib.export import export_run
-from lib.guard import (
-    DeadlineGuard,
-    available_cores,
-    budget_started_at,
-    decode_soundscape,
-    plan_workers,
-    process_started_at,
-    window_ends,
-)
-from lib.onnxruntime_setup import ensure_onnxruntime
+from lib.guard import DeadlineGuard
 from lib.infer import (
     FileResult,
-    InlineRunner,
+    InferenceSummary,
+    Predictor,
     Scheduler,
     SubmissionWriter,
     finalize,
     load_bundle,
     run_inference,
 )
+from lib.infer_workers import InlineRunner
 from lib.model import build_model, save_checkpoint
 
 TINY = Config(backbone=TINY_BACKBONE, pretrained=False, n_mels=64)
@@ -107,15 +100,30 @@ def test_submission_format_and_row_ids(models, tmp_path):
     assert np.isfinite(values).all() and values.min() >= 0 and values.max() <= RUN.max_probability
     assert values.std() > 0  # model predictions, not fallback
     assert sorted(p.name for p in out.parent.iterdir()) == ["submission.csv"]  # temp renamed
-    assert summary["files"] == 2 and summary["rows"] == 240
-    assert summary["folds_per_file"] == {3: 2} and not summary["fallback_files"]
+    assert summary.files == 2 and summary.rows == 240
+    assert summary.folds_per_file == {3: 2} and not summary.fallback_files
 
 
 def test_no_soundscapes_gives_header_only(models, tmp_path):
     (tmp_path / "empty").mkdir()
     summary = run_inference(models, tmp_path / "empty", tmp_path / "s.csv", RUN)
     assert (tmp_path / "s.csv").read_text().strip() == ",".join(["row_id", *CLASSES])
-    assert summary["rows"] == 0
+    assert summary.rows == 0
+
+
+def test_summary_json_keeps_its_keys(models, tmp_path):
+    """inference_summary.json's keys are read by users' scripts: the same names, the same order."""
+    (tmp_path / "empty").mkdir()
+    summary = run_inference(models, tmp_path / "empty", tmp_path / "s.csv", RUN)
+    assert isinstance(summary, InferenceSummary)
+    saved = json.loads(summary.to_json())
+    assert list(saved) == [
+        "files", "rows", "seconds", "windows", "model_windows", "folds_per_file",
+        "fallback_files", "guard", "warnings", "processes", "threads", "batch_size",
+        "start_method", "pool_restarts", "budget_minutes", "submission",
+    ]  # fmt: skip
+    assert saved["submission"] == str(tmp_path / "s.csv") and saved["start_method"] == "inline"
+    assert summary.to_json().endswith("}\n") and saved == json.loads(json.dumps(saved))
 
 
 def test_finalize_makes_values_valid():
@@ -135,14 +143,6 @@ def test_writer_orders_results_whatever_the_arrival(tmp_path):
     writer.commit(5)
     rows = pd.read_csv(tmp_path / "sub.csv").row_id.tolist()
     assert rows == [f"s{k}_{e}" for k in range(5) for e in (5, 10)]
-
-
-def test_window_ends_match_make_windows():
-    config = Config()
-    for seconds in (0.1, 0.4, 3.0, 5.0, 5.3, 5.6, 12.3, 598.0, 600.0, 600.01):
-        samples = int(seconds * config.sample_rate)
-        _, ends = make_windows(np.zeros(samples, np.float32), config.sample_rate)
-        np.testing.assert_array_equal(window_ends(samples, config), ends)
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ def bad_inputs(folder: Path) -> dict[str, int]:
     return {
         "empty": 120,
         "garbage": 120,
-        "truncated": len(window_ends(half * 32000, Config())),
+        "truncated": len(window_ends(half * 32000)),
         "stereo_44k": 3,
         "rate_48k": 2,
         "short": 1,
@@ -193,19 +193,11 @@ def test_bad_input_never_stops_the_run(models, tmp_path):
     values = species_values(sub)
     assert np.isfinite(values).all() and values.min() >= 0 and values.max() < 1
     for stem in expected:  # every file named in a warning
-        assert any(note.startswith(f"{stem}.") for note in summary["warnings"]), stem
-    assert set(summary["fallback_files"]) == {"empty", "garbage"}
+        assert any(note.startswith(f"{stem}.") for note in summary.warnings), stem
+    assert set(summary.fallback_files) == {"empty", "garbage"}
     assert (species_values(sub[stems == "silence"]) == 0).all()  # silence -> fallback rows
     for stem in ("nan", "huge", "stereo_44k", "rate_48k", "short", "truncated"):
         assert species_values(sub[stems == stem]).std() > 0, stem  # real predictions
-
-
-def test_decode_matches_load_audio_and_reports(tmp_path):
-    path = write(tmp_path / "st.ogg", tone(7.0, 44100, channels=2), 44100)
-    decoded = decode_soundscape(path, 32000)
-    np.testing.assert_array_equal(decoded.wave, load_audio(path, 32000))
-    assert any("2 channels" in n for n in decoded.warnings)
-    assert any("44100 Hz" in n for n in decoded.warnings)
 
 
 # --- workers ---------------------------------------------------------------------------------
@@ -215,8 +207,8 @@ def test_multiprocessing_equals_single_process(models, tmp_path):
     test = soundscapes(tmp_path / "test", [20.0, 7.0, 33.0, 12.5, 25.0])
     one = run_inference(models, test, tmp_path / "one.csv", RUN)
     two = run_inference(models, test, tmp_path / "two.csv", RUN.replace(infer_processes=2))
-    assert one["start_method"] == "inline" and two["start_method"] == "fork"
-    assert two["processes"] == 2
+    assert one.start_method == "inline" and two.start_method == "fork"
+    assert two.processes == 2
     assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
     run_inference(models, test, tmp_path / "b1.csv", RUN.replace(infer_batch_size=1))
     a, b = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "b1.csv")
@@ -239,44 +231,22 @@ def test_worker_crash_gives_fallback_for_that_file_only(models, tmp_path, monkey
     summary = run_inference(models, test, tmp_path / "s.csv", RUN.replace(infer_processes=2))
     sub = pd.read_csv(tmp_path / "s.csv").set_index("row_id")
     ref = pd.read_csv(tmp_path / "clean.csv").set_index("row_id")
-    assert list(summary["fallback_files"]) == ["crash"]
-    assert "worker crashed" in summary["fallback_files"]["crash"]
+    assert list(summary.fallback_files) == ["crash"]
+    assert "worker crashed" in summary.fallback_files["crash"]
     assert (sub.loc[[f"crash_{e}" for e in (5, 10)]].to_numpy() == 0).all()
     others = ref.index[~ref.index.str.startswith("soundscape_01")]
     pd.testing.assert_frame_equal(sub.loc[others], ref.loc[others])
-    assert summary["pool_restarts"] == 2 and clean["rows"] == 8
-
-
-def test_plan_workers_never_oversubscribes():
-    assert plan_workers(4, 1, cores=2) == (2, 1)
-    assert plan_workers(1, 4, cores=2) == (1, 2)
-    assert plan_workers(2, 2, cores=2) == (1, 2)
-    assert plan_workers(4, 1, cores=4) == (4, 1)
-    assert plan_workers(0, 0, cores=4) == (1, 1)
-    assert 1 <= available_cores() <= (os.cpu_count() or 1)
+    assert summary.pool_restarts == 2 and clean.rows == 8
 
 
 # --- deadline guard --------------------------------------------------------------------------
-
-
-def test_guard_policy():
-    guard = DeadlineGuard(budget_s=100.0, n_folds=5, workers=2)
-    assert guard.choose_folds(0.0, 50, 0.0) == 5  # nothing measured yet: all folds
-    guard.observe(windows=10, folds=5, window_s=1.0, fold_s=10.0)  # 0.1 s + 0.2 s per fold
-    assert guard.file_cost(5) == pytest.approx(11.0)
-    assert guard.choose_folds(10.0, 10, 0.0) == 5  # 10 + 10 * 11 / 2 = 65 <= 100
-    assert guard.choose_folds(10.0, 22, 0.0) == 3  # 5, 4 folds -> 131, 109; 3 folds -> 87
-    assert guard.choose_folds(10.0, 100, 0.0) == 1  # nothing fits: one fold while one file fits
-    assert guard.choose_folds(99.0, 100, 0.0) == 0  # 99 + 3 / 2 > 100: fallback from here
-    assert guard.choose_folds(100.0, 1, 0.0) == 0
-    assert guard.decisions == {5: 2, 3: 1, 1: 1, 0: 2}
 
 
 class SimulatedRunner(InlineRunner):
     """Runs files for real, on a simulated clock: a file 'takes' windows x (0.1 + folds) s."""
 
     def __init__(self, bundle, config):
-        super().__init__(bundle, config)
+        super().__init__(Predictor, bundle, config)
         self.now = 0.0
 
     def clock(self) -> float:
@@ -313,8 +283,8 @@ def test_guard_tiny_budget_fewer_folds_then_fallback(models, tmp_path):
 def test_zero_budget_still_writes_complete_submission(models, tmp_path):
     test = soundscapes(tmp_path / "test", [10.0, 15.0])
     summary = run_inference(models, test, tmp_path / "s.csv", RUN.replace(time_budget_minutes=0))
-    assert summary["folds_per_file"] == {0: 2} and len(pd.read_csv(tmp_path / "s.csv")) == 5
-    assert "0 fold" in summary["guard"][0]
+    assert summary.folds_per_file == {0: 2} and len(pd.read_csv(tmp_path / "s.csv")) == 5
+    assert "0 fold" in summary.guard[0]
 
 
 def test_deadline_stops_a_hung_worker(models, tmp_path, monkeypatch):
@@ -332,8 +302,8 @@ def test_deadline_stops_a_hung_worker(models, tmp_path, monkeypatch):
     tick = time.monotonic()
     summary = run_inference(models, test, tmp_path / "s.csv", config)
     assert time.monotonic() - tick < 30
-    assert "time budget reached" in summary["fallback_files"]["soundscape_01"]
-    assert summary["folds_per_file"][3] == 2 and len(pd.read_csv(tmp_path / "s.csv")) == 6
+    assert "time budget reached" in summary.fallback_files["soundscape_01"]
+    assert summary.folds_per_file[3] == 2 and len(pd.read_csv(tmp_path / "s.csv")) == 6
 
 
 def test_unexpected_error_still_writes_complete_submission(models, tmp_path, monkeypatch):
@@ -346,57 +316,9 @@ def test_unexpected_error_still_writes_complete_submission(models, tmp_path, mon
     monkeypatch.setattr(Scheduler, "run", broken_run)
     summary = run_inference(models, test, tmp_path / "s.csv", RUN)
     sub = pd.read_csv(tmp_path / "s.csv")
-    assert len(sub) == 5 and summary["warnings"] == ["run failed: boom"]
+    assert len(sub) == 5 and summary.warnings == ["run failed: boom"]
     assert species_values(sub.iloc[:2]).std() > 0  # the finished file kept its predictions
     assert (species_values(sub.iloc[2:]) == 0).all()  # the rest: fallback rows
-
-
-def test_budget_starts_with_the_kernel_unless_it_is_an_old_session(monkeypatch):
-    assert time.time() - 7 * 24 * 3600 < process_started_at() <= time.time()
-    now = time.time()
-    monkeypatch.setattr("lib.guard.process_started_at", lambda: now - 30)
-    assert budget_started_at() == now - 30  # a fresh kernel: its start counts
-    monkeypatch.setattr("lib.guard.process_started_at", lambda: now - 3 * 3600)
-    assert budget_started_at() >= now  # an interactive session open for hours: from now
-
-
-# --- onnxruntime install ---------------------------------------------------------------------
-
-
-def test_ensure_onnxruntime(tmp_path, monkeypatch):
-    import onnxruntime
-
-    assert ensure_onnxruntime(None) == onnxruntime.__version__  # installed: folder not needed
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # now `import onnxruntime` fails
-    with pytest.raises(RuntimeError, match="attach the onnxruntime wheels dataset"):
-        ensure_onnxruntime(tmp_path / "absent")
-    with pytest.raises(RuntimeError, match="holds no onnxruntime wheel"):
-        ensure_onnxruntime(tmp_path)
-    (tmp_path / "onnxruntime-1.32.0-cp312-cp312-manylinux_2_27_x86_64.whl").touch()
-    (tmp_path / "flatbuffers-25.2.10-py2.py3-none-any.whl").touch()
-    calls = []
-
-    def fake_pip(command, **kwargs):
-        calls.append(command)
-        monkeypatch.setitem(sys.modules, "onnxruntime", onnxruntime)  # "installed"
-        return type("Done", (), {"returncode": 0, "stderr": ""})()
-
-    monkeypatch.setattr("lib.guard.subprocess.run", fake_pip)
-    assert ensure_onnxruntime(tmp_path) == onnxruntime.__version__
-    assert calls[0][1:] == [
-        "-m",
-        "pip",
-        "install",
-        "--no-deps",
-        "--no-index",
-        "--find-links",
-        str(tmp_path),
-        "onnxruntime",
-        "flatbuffers",
-    ]
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)
-    assert ensure_onnxruntime(None, allow_download=True) == onnxruntime.__version__  # training
-    assert calls[1][-2:] == [f"onnxruntime=={onnxruntime.__version__}", "flatbuffers"]
 
 
 # --- the notebook: library code in __main__, workers forked --------------------------------
@@ -436,13 +358,14 @@ def test_notebook_workers_run_code_defined_in_main(models, tmp_path):
     __main__ (which a spawned worker cannot import); the forked pool must still run them."""
     test = soundscapes(tmp_path / "test", [10.0, 20.0, 15.0])
     run_inference(models, test, tmp_path / "ref.csv", RUN)
-    modules = ["config", "audio", "features", "guard", "infer"]
+    modules = ["config", "atomic", "audio", "features", "guard", "infer_workers"]
+    modules += ["models_dataset", "infer"]
     script = f"""
 assert run_inference.__module__ == "__main__" and _work.__module__ == "__main__"
 summary = run_inference({str(models)!r}, {str(test)!r}, {str(tmp_path / "nb.csv")!r},
                         Config(infer_processes=2, infer_threads=1, infer_batch_size=4))
-assert summary["start_method"] == "fork" and summary["processes"] == 2, summary
-assert summary["folds_per_file"] == {{3: 3}}, summary
+assert summary.start_method == "fork" and summary.processes == 2, summary
+assert summary.folds_per_file == {{3: 3}}, summary
 """
     execute([*inline_modules(modules), script], tmp_path, {"PYTHONPATH": ""})
     assert (tmp_path / "nb.csv").read_bytes() == (tmp_path / "ref.csv").read_bytes()

@@ -117,7 +117,7 @@ def test_primary_labels_only_changes_ap_and_pairs():
 
 
 def test_run_folder_report_saves_files_and_text(tmp_path):
-    """From a run folder as lib.train leaves it; save() writes the CSVs and the plot."""
+    """From a run folder as lib.train_folds leaves it; save() writes the CSVs and the plot."""
     oof_table().to_csv(tmp_path / "oof.csv", index=False)
     training_table().to_csv(tmp_path / "folds.csv", index=False)
     (tmp_path / "classes.json").write_text(json.dumps(CLASSES))

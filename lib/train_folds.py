@@ -1,4 +1,4 @@
-"""Training: the recipe's loop for one fold or all folds, resumable, on 1 or N GPUs or the CPU.
+"""Training, the folds loop: every fold (or some), resumable, on 1 or N GPUs or the CPU.
 
 Top to bottom: a fold's data -> model (ImageNet or pre-trained weights) -> AdamW + cosine ->
 per epoch: train (mixup of raw waveforms, log-mel + SpecAugment on the device, SED loss),
@@ -15,10 +15,10 @@ Run directory, the contract with lib.export and the notebooks:
     out_dir/fold<k>/result.json  written last: the fold is finished and skipped from then on
     out_dir/oof.csv, summary.json, history.png   all folds so far; OOF padded cmAP
 
-Files are written to a temporary name and renamed (lib.run_dir): a killed run leaves the old
+Files are written to a temporary name and renamed (lib.atomic): a killed run leaves the old
 file or the new one, never half of one. last.pt is saved after every epoch, so a restart loses
 at most the epoch in flight; best.pt is replaced only by a strictly better score. Every epoch's
-randomness derives from (seed, fold, epoch, rank) (lib.trainer), so a resumed run replays the
+randomness derives from (seed, fold, epoch, rank) (lib.fold_trainer), so a resumed run replays the
 epochs an uninterrupted one would: bit for bit on the CPU.
 
 Several GPUs: `run_training` launches torchrun (lib.distributed) on a script of this library;
@@ -41,6 +41,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from torch.utils.data.distributed import DistributedSampler
 
+from lib.atomic import atomic_write
 from lib.augment import WaveAugment
 from lib.config import Config
 from lib.dataset import AudioCache, ClipDataset, make_loader, set_epoch
@@ -58,19 +59,7 @@ from lib.distributed import (
     run_streaming,
     torchrun_command,
 )
-from lib.model import load_checkpoint, save_checkpoint, unwrap
-from lib.run_dir import (
-    HISTORY_COLUMNS,
-    atomic_write,
-    prepare_folds,
-    prepare_run_dir,
-    summarize_run,
-    with_row_ids,
-    write_csv_atomic,
-    write_json_atomic,
-)
-from lib.sources import split_fold
-from lib.trainer import (
+from lib.fold_trainer import (
     FoldTrainer,
     Progress,
     build_trainer,
@@ -82,6 +71,17 @@ from lib.trainer import (
     train_one_epoch,
     validate,
 )
+from lib.model import load_checkpoint, save_checkpoint, unwrap
+from lib.run_dir import (
+    HISTORY_COLUMNS,
+    prepare_folds,
+    prepare_run_dir,
+    summarize_run,
+    with_row_ids,
+    write_csv_atomic,
+    write_json_atomic,
+)
+from lib.sources import split_fold
 
 
 def make_cache(config: Config, cache_dir: str | Path | None = None) -> AudioCache:
@@ -344,7 +344,8 @@ def _summary_line(summary: dict) -> str:
 def ddp_main(argv: list[str] | None = None) -> None:
     """What each process torchrun starts runs: `train_folds` with the job file's arguments
     (written by `launch_ddp`). From a notebook: the script launch_ddp writes; from the
-    repository: `torchrun --standalone --nproc_per_node=2 -m lib.train <out_dir>/ddp/job.json`.
+    repository: `torchrun --standalone --nproc_per_node=2 -m lib.train_folds <job.json>`
+    (`<out_dir>/ddp/job.json`).
     """
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:

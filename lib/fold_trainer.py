@@ -1,5 +1,5 @@
 """One fold's machinery: model and optimiser construction, the training step, validation,
-and the resume checkpoint. lib.train drives it epoch by epoch.
+and the resume checkpoint. lib.train_folds drives it epoch by epoch.
 
 The step, as in the recipe: a batch of raw 5-second waveforms (B, clip_samples) -> mixup on
 the waveforms (targets: union) -> log-mel on the device (B, 1, n_mels, frames) -> SpecAugment
@@ -29,6 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from lib.atomic import atomic_write
 from lib.augment import SpecAugment, mixup
 from lib.config import Config
 from lib.dataset import AudioCache, ClipDataset, make_loader
@@ -37,7 +38,7 @@ from lib.features import LogMel
 from lib.losses import SEDLoss
 from lib.metric import padded_cmap
 from lib.model import build_model, load_checkpoint, load_weights, unwrap, window_probabilities
-from lib.run_dir import atomic_write, with_row_ids
+from lib.run_dir import with_row_ids
 
 
 def derive_seed(*keys: int) -> int:

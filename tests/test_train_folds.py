@@ -1,5 +1,6 @@
-"""Training on the synthetic competition: learning, resume, skipping, best checkpoint, pre-train
--> fine-tune, seeds, and the 2-process DDP run (gloo on the CPU, launched like the notebook).
+"""lib.train_folds on the synthetic competition: learning, the run directory it writes, resume,
+skipping, best checkpoint, deadline, pre-train -> fine-tune, seeds, and the 2-process DDP run
+(gloo on the CPU, launched like the notebook).
 
 A tiny CNN (TINY_BACKBONE), 64 mels and 1-2 s clips keep the whole file to a few minutes on two
 cores; every run is seeded, so each assertion is deterministic on a given machine.
@@ -8,7 +9,6 @@ cores; every run is seeded, so each assertion is deterministic on a given machin
 from __future__ import annotations
 
 import json
-import linecache
 import math
 import os
 from pathlib import Path
@@ -18,17 +18,17 @@ import pandas as pd
 import pytest
 import torch
 from conftest import TINY_BACKBONE
+from test_distributed import notebook_namespace
 
-import lib.train as train_module
+import lib.train_folds as train_module
 from lib.config import Config
 from lib.dataset import AudioCache
-from lib.distributed import library_script
+from lib.fold_trainer import derive_seed, evaluate_model, init_fold_model
 from lib.model import load_checkpoint, model_from_checkpoint
 from lib.run_dir import pretraining_table
 from lib.sources import class_list, make_folds, read_birdclef2023, read_sources, split_fold
-from lib.train import ddp_main, train_fold, train_folds
-from lib.trainer import derive_seed, evaluate_model, init_fold_model
 from workbench.synthetic import SyntheticSpec, make_competition
+from lib.train_folds import train_fold, train_folds
 
 SPEC = SyntheticSpec(
     n_species=6,
@@ -161,7 +161,7 @@ def test_run_directory_layout(learned, table, classes):
     assert summary["complete"] and summary["oof_cmap"] == pytest.approx(best["score"])
     assert (learned / "history.png").stat().st_size > 1000
     assert (learned / "oof.csv").is_file()
-    assert not list(learned.rglob("*.tmp"))
+    assert not list(learned.rglob("*.tmp-*"))  # lib.atomic's temporary names
 
 
 def test_finished_fold_is_skipped(learned, table, classes, cache_dir):
@@ -242,7 +242,7 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(
     saves = {"last": 0}
 
     def failing_save(obj, path, *args, **kwargs):
-        if ".last.pt." in str(path):
+        if Path(path).name.startswith("last.tmp-"):  # lib.atomic's temporary last.pt
             saves["last"] += 1
             if saves["last"] == 2:  # the second epoch's last.pt: half written, then killed
                 Path(path).write_bytes(b"half a checkpoint")
@@ -254,13 +254,7 @@ def test_a_crash_while_saving_keeps_the_previous_checkpoint(
         train_fold(QUICK, table, classes, 0, tmp_path, cache_dir=cache_dir)
     last = torch.load(tmp_path / "fold0" / "last.pt", weights_only=False)
     assert last["next_epoch"] == 1  # the first epoch's, intact
-    assert not list(tmp_path.rglob("*.tmp"))
-
-
-def test_row_ids_are_unique_and_readable():
-    table = pd.DataFrame({"path": ["/a/abethr1/XC1.ogg", "/b/abethr1/XC1.mp3", "/a/x/XC2.ogg"]})
-    ids = train_module.with_row_ids(table)["row_id"].tolist()
-    assert ids[2] == "x/XC2" and len(set(ids)) == 3
+    assert not list(tmp_path.rglob("*.tmp-*"))  # the half-written temporary file is gone
 
 
 def test_deadline_stops_at_an_epoch_boundary_and_the_next_call_continues(
@@ -319,27 +313,6 @@ def test_pretrain_then_finetune_keeps_the_backbone_and_renews_the_head(
     assert fine["complete"]
     best = load_checkpoint(tmp_path / "finetune" / "fold0" / "best.pt")
     assert best["classes"] == classes and best["config"]["stage"] == "finetune"
-
-
-def test_library_script_from_the_repository_imports_lib():
-    script = library_script(ddp_main, "ddp_main()")
-    compile(script, "train_ddp.py", "exec")
-    assert "from lib.train import ddp_main" in script
-    assert str(Path(train_module.__file__).resolve().parents[1]) in script
-
-
-def notebook_namespace() -> dict:
-    """The library as a notebook built by build_kernels.py holds it: one inlined cell, executed
-    in `__main__`, its text in linecache under a cell file name (as IPython does)."""
-    from workbench.inline import inline_cell
-
-    lib_dir = Path(train_module.__file__).resolve().parent
-    cell = inline_cell("from lib.train import launch_ddp\n", lib_dir, [], {}, "test cell")
-    filename = "/tmp/ipykernel_0/test_train_cell.py"
-    linecache.cache[filename] = (len(cell), None, cell.splitlines(keepends=True), filename)
-    namespace = {"__name__": "__main__"}
-    exec(compile(cell, filename, "exec"), namespace)
-    return namespace
 
 
 @pytest.mark.slow
