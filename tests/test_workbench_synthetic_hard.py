@@ -199,3 +199,37 @@ def test_test_seed_changes_only_the_test():
 def test_invalid_spec_names_the_field():
     with pytest.raises(ValueError, match="n_species"):
         HardSpec(n_species=5, rare_species=2, lookalike_pairs=2, absent_species=1)
+
+
+def test_rehearsal_makes_the_hard_setting_with_its_truth_out_of_sight(tmp_path):
+    from workbench.rehearsal import make_synthetic, prepare_workdir
+
+    layout = prepare_workdir(tmp_path / "w")
+    small = {**dataclasses.asdict(SPEC), "n_soundscapes": 1, "recording_seconds": [5.0, 5.0]}
+    comp = make_synthetic(layout, small, hard=True)
+    assert comp == layout.input / "birdclef-2023"
+    assert layout.solution.is_file() and not (layout.input / "solution.csv").exists()
+    assert (layout.root / "hard_truth" / "events.csv").is_file()
+    assert not (layout.input / "hard_truth").exists()  # the notebooks never see the truth
+
+
+@pytest.mark.parametrize(("hard", "score", "code"), [(True, 0.55, 0), (False, 0.55, 1),
+                                                     (True, 0.45, 1)])  # fmt: skip
+def test_hard_rehearsal_has_its_own_min_score(tmp_path, monkeypatch, hard, score, code):
+    import build_kernels as bk
+    import workbench.rehearsal
+    from workbench.rehearsal import REHEARSAL_HARD_MIN_SCORE, RehearsalResult
+
+    assert 0.45 < REHEARSAL_HARD_MIN_SCORE <= 0.55
+    seen = {}
+
+    def fake_rehearse(folders, options):
+        seen["hard"] = options.hard
+        return RehearsalResult(score, 48, 1.0, 1.0, 1.0)
+
+    monkeypatch.setattr(workbench.rehearsal, "rehearse", fake_rehearse)
+    argv = ["--out", str(tmp_path / "b"), "--wheel-cache", str(tmp_path / "c"), "--owner", "x",
+            "--rehearse", "--workdir", str(tmp_path / "w")]  # fmt: skip
+    argv += ["--hard"] if hard else []
+    assert bk.main(argv) == code
+    assert seen["hard"] == hard

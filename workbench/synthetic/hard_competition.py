@@ -209,6 +209,20 @@ def species_table(roles: SpeciesRoles, params: dict, catalog: pd.DataFrame) -> p
     return pd.DataFrame(rows)
 
 
+def make_hard_test(root: str | Path, spec: HardSpec) -> Path:
+    """Only the test of `spec` (test_soundscapes, sample_submission.csv, solution.csv) in root:
+    another draw (`spec.test_seed`) of the test of the same world, to measure how much a score
+    moves with the test alone. Returns root/birdclef-2023."""
+    root = Path(root)
+    comp = root / COMPETITION.folder
+    if (comp / "test_soundscapes").exists():
+        shutil.rmtree(comp / "test_soundscapes")
+    comp.mkdir(parents=True, exist_ok=True)
+    roles = species_roles(spec)
+    write_test(comp, root, spec, roles, hard_call_params(spec, roles))
+    return comp
+
+
 def make_hard_competition(
     root: str | Path,
     spec: HardSpec = HardSpec(),  # noqa: B008 (frozen: safe as a default)
