@@ -60,7 +60,7 @@ class HardSpec:
     unlisted_species: int = 3  # heard only as distant calls in the soundscapes
     n_soundscapes: int = 24
     soundscape_seconds: float = 120.0
-    target_snr_db: tuple[float, float] = (-3.0, 12.0)  # one draw per bout, +-2 dB per call
+    target_snr_db: tuple[float, float] = (-3.0, 12.0)  # per bout, +-3 dB per call (clipped)
     distant_snr_db: tuple[float, float] = (-12.0, -3.0)
     focal_snr_db: tuple[float, float] = (10.0, 25.0)
     faint_snr_db: tuple[float, float] = (-6.0, 3.0)  # other species in a training recording
@@ -260,12 +260,12 @@ Event = tuple[str, float, float, float, str]  # species, start s, end s, SNR dB,
 
 
 def plan_activity(spec: HardSpec, roles: SpeciesRoles) -> list[list[str]]:
-    """Species active per test soundscape (3-5, like a site's birds): dealt from shuffled decks
+    """Species active per test soundscape (3-6, like a site's birds): dealt from shuffled decks
     of the species in the test, so each is active about equally often and at least once
     whenever there are enough slots."""
     rng = stream(spec.test_seed, "hard-activity", spec.seed)
     present = list(roles.in_test)
-    sizes = rng.integers(3, 6, size=spec.n_soundscapes)
+    sizes = rng.integers(3, 7, size=spec.n_soundscapes)
     decks = -(-int(sizes.sum()) // len(present)) + 1
     dealt = [present[k] for _ in range(decks) for k in rng.permutation(len(present))]
     plans, used = [], 0
@@ -287,9 +287,11 @@ def render_test_soundscape(
     roles: SpeciesRoles,
     spec: HardSpec,
 ) -> tuple[np.ndarray, list[Event]]:
-    """One test soundscape and every call in it. Each active species sings 1-2 bouts of 2-5
-    calls (0.3-3 s apart) at one SNR per bout; distant species call alone (one every ~10 s on
-    average). Calls fall anywhere: across window edges, over each other, cut by the end."""
+    """One test soundscape and every call in it. Each active species sings 1 + Poisson(seconds
+    / 60) bouts of 1-3 calls (0.3-3 s apart) at one SNR per bout +-3 dB per call (many short,
+    independent bouts: the score depends less on a few long ones); distant species call alone
+    (one every ~10 s on average). Calls fall anywhere: across window edges, over each other,
+    cut by the end."""
     sr, seconds = spec.sample_rate, spec.soundscape_seconds
     rng = stream(spec.test_seed, "hard-soundscape", spec.seed, index)
     wave = field_background(seconds, rng, sr)
@@ -302,14 +304,16 @@ def render_test_soundscape(
         events.append((code, float(start), float(end), float(snr), kind))
         return end
 
+    lo, hi = spec.target_snr_db
     for code in active:
-        for _ in range(1 + int(rng.random() < 0.5)):
-            snr = rng.uniform(*spec.target_snr_db)
+        for _ in range(1 + int(rng.poisson(seconds / 60.0))):
+            snr = rng.uniform(lo, hi)
             t = rng.uniform(0.0, seconds - 2.0)
-            for _ in range(int(rng.integers(2, 6))):
+            for _ in range(int(rng.integers(1, 4))):
                 if t >= seconds - 0.5:
                     break
-                t = add(code, t, snr + rng.uniform(-2.0, 2.0), "target") + rng.uniform(0.3, 3.0)
+                call_snr = float(np.clip(snr + rng.uniform(-3.0, 3.0), lo, hi))
+                t = add(code, t, call_snr, "target") + rng.uniform(0.3, 3.0)
     if roles.distant:
         for start in rng.uniform(0.0, seconds - 0.5, size=int(rng.poisson(seconds / 10.0))):
             code = roles.distant[int(rng.integers(len(roles.distant)))]
