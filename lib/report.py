@@ -138,7 +138,9 @@ def species_report(
     run's training table (row_id, primary_label[, secondary_labels]), labelled as the run was."""
     missing = [c for c in ["row_id", *classes] if c not in oof.columns]
     if missing:
-        raise ValueError(f"out-of-fold table lacks columns {missing[:5]} (expected lib.train_folds')")
+        raise ValueError(
+            f"out-of-fold table lacks columns {missing[:5]} (as lib.train_folds writes it)"
+        )
     known = table.set_index("row_id")
     unknown = sorted(set(oof["row_id"]) - set(known.index))
     if unknown:
