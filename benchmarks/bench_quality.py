@@ -158,6 +158,15 @@ def pretrain(root: Path, table: pd.DataFrame, out: Path, base: dict, seed: int) 
     return out / "fold0" / "best.pt"
 
 
+def earlier_results(path: Path, seeds: list[int]) -> list[RunResult]:
+    """Runs of other seeds already in `path` (same workdir, same data): a later call with
+    `--seeds 2` adds a seed to the table instead of starting over."""
+    if not path.is_file():
+        return []
+    frame = pd.read_csv(path)
+    return [RunResult(**row) for row in frame.to_dict("records") if row["seed"] not in seeds]
+
+
 def spread(values: list[float]) -> str:
     if len(values) < 2:
         return f"{values[0]:.4f}"
@@ -227,7 +236,7 @@ def main(argv=None) -> int:
     classes = class_list(table)
     untrained = untrained_score(Config.from_dict(base), classes, root, 0)
     print(f"untrained model: soundscape padded cmAP {untrained:.4f}")
-    results, pretrained = [], {}
+    results, pretrained = earlier_results(work / "results.csv", args.seeds), {}
     chosen = [v for v in VARIANTS if v.name in args.variants]
     for seed in args.seeds:
         for variant in chosen:

@@ -39,3 +39,11 @@ def test_quick_run_trains_every_variant(tmp_path, capsys):
     runs = sorted(p.name for p in (tmp_path / "runs" / "seed0").iterdir())
     assert runs == sorted(["pretrain", *(v.slug for v in bq.VARIANTS)])
     assert (tmp_path / "runs" / "seed0" / "pretrain" / "fold0" / "best.pt").is_file()
+
+
+def test_a_later_seed_adds_to_the_earlier_results(tmp_path):
+    rows = [bq.RunResult("full recipe", s, 0.5, 0.8, 1.0) for s in (0, 1)]
+    pd.DataFrame([r.__dict__ for r in rows]).to_csv(tmp_path / "results.csv", index=False)
+    kept = bq.earlier_results(tmp_path / "results.csv", seeds=[1, 2])
+    assert kept == [rows[0]]  # seed 1 is run again, so only seed 0 is kept
+    assert bq.earlier_results(tmp_path / "nothing.csv", seeds=[0]) == []
