@@ -123,7 +123,7 @@ def _add_rehearsal_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--min-score", type=float, default=None,
         help="rehearsal: exit 1 when the submission's padded cmAP on the synthetic truth is "
-        "below this (default: 0.90; with --hard 0.50)",
+        "below this (default: 0.90; with --hard 0.40)",
     )  # fmt: skip
     parser.add_argument(
         "--hard", action="store_true",

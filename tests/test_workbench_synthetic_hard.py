@@ -213,14 +213,14 @@ def test_rehearsal_makes_the_hard_setting_with_its_truth_out_of_sight(tmp_path):
     assert not (layout.input / "hard_truth").exists()  # the notebooks never see the truth
 
 
-@pytest.mark.parametrize(("hard", "score", "code"), [(True, 0.55, 0), (False, 0.55, 1),
-                                                     (True, 0.45, 1)])  # fmt: skip
+@pytest.mark.parametrize(("hard", "score", "code"), [(True, 0.45, 0), (False, 0.45, 1),
+                                                     (True, 0.35, 1)])  # fmt: skip
 def test_hard_rehearsal_has_its_own_min_score(tmp_path, monkeypatch, hard, score, code):
     import build_kernels as bk
     import workbench.rehearsal
     from workbench.rehearsal import REHEARSAL_HARD_MIN_SCORE, RehearsalResult
 
-    assert 0.45 < REHEARSAL_HARD_MIN_SCORE <= 0.55
+    assert 0.35 < REHEARSAL_HARD_MIN_SCORE <= 0.45  # between untrained and trained, measured
     seen = {}
 
     def fake_rehearse(folders, options):

@@ -53,7 +53,11 @@ REHEARSAL_MIN_SCORE = 0.90
 # --hard: the hard setting (workbench/synthetic/hard.py, BirdCLEF's domain shift) with its
 # pre-training sources and field background; the same small model, background noise on.
 REHEARSAL_HARD_TRAIN_CONFIG = {**REHEARSAL_TRAIN_CONFIG, "background_noise_p": 0.3, "epochs": 12}
-REHEARSAL_HARD_MIN_SCORE = 0.50  # measured: see HARD_MIN_SCORE_NOTE
+# Measured (2 cores, 24 x 120 s = 576 windows): this rehearsal 0.524 (seed 42, deterministic on
+# the CPU); untrained models 0.317-0.322 (3 random initialisations) on the same test. The same
+# small model scored 0.39-0.63 across training seeds and tests (benchmarks/RESULTS.md), so the
+# bar sits between: it catches a pipeline that learns nothing, not a 0.05 regression.
+REHEARSAL_HARD_MIN_SCORE = 0.40
 HIDDEN_TEST_WINDOWS = 24_000  # ~200 soundscapes x 120 windows in the scoring run
 KAGGLE_LIMIT_MINUTES = 120
 _REHEARSAL_MARK = ".birdclef-rehearsal"
