@@ -167,27 +167,30 @@ def earlier_results(path: Path, seeds: list[int]) -> list[RunResult]:
     return [RunResult(**row) for row in frame.to_dict("records") if row["seed"] not in seeds]
 
 
-def spread(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{values[0]:.4f}"
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values):.4f}"
+def spread(values: list[float], sign: bool = False) -> str:
+    """'mean ± sd' over seeds (just the value for one seed)."""
+    text = f"{statistics.mean(values):+.4f}" if sign else f"{statistics.mean(values):.4f}"
+    return text if len(values) < 2 else f"{text} ± {statistics.stdev(values):.4f}"
 
 
 def results_table(results: list[RunResult], untrained: float) -> str:
-    """Markdown: one row per variant, mean ± sd over seeds, difference to the full recipe."""
+    """Markdown: one row per variant, mean ± sd over seeds, and the difference to the full
+    recipe paired by seed (variant minus full recipe of the same seed, then mean ± sd): the
+    seeds share their pre-training, which moves every variant of a seed together."""
     frame = pd.DataFrame([r.__dict__ for r in results])
-    full = frame[frame.variant == VARIANTS[0].name]
+    full = frame[frame.variant == VARIANTS[0].name].set_index("seed")
     lines = [
-        "| variant | soundscape padded cmAP | Δ vs full | out-of-fold padded cmAP | Δ vs full |",
+        "| variant | soundscape padded cmAP | Δ vs full (paired) | out-of-fold padded cmAP "
+        "| Δ vs full (paired) |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, rows in frame.groupby("variant", sort=False):
         cells = []
         for column in ("soundscape_cmap", "oof_cmap"):
-            values = rows[column].tolist()
-            delta = statistics.mean(values) - full[column].mean() if len(full) else float("nan")
-            cells += [spread(values), f"{delta:+.4f}"]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            paired = rows[rows.seed.isin(full.index)]
+            deltas = (paired[column].to_numpy() - full.loc[paired.seed, column].to_numpy()).tolist()
+            cells += [spread(rows[column].tolist()), spread(deltas, sign=True) if deltas else "–"]
+        lines.append(f"| {name} (n={len(rows)}) | " + " | ".join(cells) + " |")
     lines.append(f"| untrained model (random weights) | {untrained:.4f} | | | |")
     return "\n".join(lines)
 

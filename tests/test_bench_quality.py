@@ -21,8 +21,13 @@ def test_results_table_mean_sd_and_difference_to_the_full_recipe():
         bq.RunResult(no_noise, 1, 0.54, 0.93, 1.0),
     ]
     lines = bq.results_table(results, untrained=0.3).splitlines()
-    assert lines[2] == f"| {full} | 0.6500 ± 0.0707 | +0.0000 | 0.9200 ± 0.0283 | +0.0000 |"
-    assert lines[3] == f"| {no_noise} | 0.5200 ± 0.0283 | -0.1300 | 0.9200 ± 0.0141 | +0.0000 |"
+    row = "| {} (n=2) | {} | {} | {} | {} |"
+    zero = "+0.0000 ± 0.0000"
+    assert lines[2] == row.format(full, "0.6500 ± 0.0707", zero, "0.9200 ± 0.0283", zero)
+    # paired by seed: -0.10 and -0.16 (soundscapes), +0.01 and -0.01 (out-of-fold)
+    assert lines[3] == row.format(
+        no_noise, "0.5200 ± 0.0283", "-0.1300 ± 0.0424", "0.9200 ± 0.0141", "+0.0000 ± 0.0141"
+    )
     assert lines[4].startswith("| untrained model (random weights) | 0.3000 |")
 
 
@@ -33,7 +38,7 @@ def test_quick_run_trains_every_variant(tmp_path, capsys):
     assert list(results["variant"]) == [v.name for v in bq.VARIANTS]
     assert results[["soundscape_cmap", "oof_cmap"]].stack().between(0, 1).all()
     for variant in bq.VARIANTS:
-        assert f"| {variant.name} |" in out
+        assert f"| {variant.name} (n=1) |" in out
     assert "untrained model" in out
     # pre-training ran once for the seed, shared by the variants that use it
     runs = sorted(p.name for p in (tmp_path / "runs" / "seed0").iterdir())
