@@ -218,7 +218,9 @@ else:
         deadline=DEADLINE,
     )
 
-# %% results: loss and validation padded cmAP per fold
+# %% results: loss and validation padded cmAP per fold, then the per-species report
+from lib.report import run_species_report
+
 for stage, summary in (("pretrain", PRETRAIN_SUMMARY), ("finetune", FINETUNE_SUMMARY)):
     if summary is None:
         continue
@@ -237,6 +239,12 @@ for stage, summary in (("pretrain", PRETRAIN_SUMMARY), ("finetune", FINETUNE_SUM
         if len(listed):
             display(listed["source"].value_counts().rename("skipped files per source"))
             display(listed.head(10))
+    if (RUNS / stage / "oof.csv").is_file():  # per species: AP, worst, confused pairs
+        SPECIES_REPORT = run_species_report(RUNS / stage)
+        SPECIES_REPORT.save(RUNS / stage)  # per_species_ap.csv, confused_pairs.csv, .png
+        print(f"{stage}: per-species report (definitions: lib/report.py, inlined above)")
+        print(SPECIES_REPORT.text())
+        display(Image(filename=str(RUNS / stage / "per_species_ap.png")))
 
 # %% the export library (inlined here; imports only)
 from lib.export import export_run
