@@ -37,6 +37,7 @@ from lib.config import Config  # noqa: E402
 from lib.features import LogMel  # noqa: E402
 from lib.metric import padded_cmap  # noqa: E402
 from lib.model import build_model, model_from_checkpoint, window_probabilities  # noqa: E402
+from lib.noise import NoiseBank, noise_bank_from_2021  # noqa: E402
 from lib.run_dir import fold_dirs, pretraining_table  # noqa: E402
 from lib.sources import class_list, make_folds, read_birdclef2023, read_sources  # noqa: E402
 from lib.train_folds import run_training  # noqa: E402
@@ -44,7 +45,6 @@ from workbench.rehearsal import REHEARSAL_TRAIN_CONFIG  # noqa: E402
 from workbench.synthetic.hard import HardSpec  # noqa: E402
 from workbench.synthetic.hard_competition import (  # noqa: E402
     HARD_PRETRAIN_SOURCES,
-    NOISE_FOLDER,
     make_hard_competition,
 )
 
@@ -90,9 +90,10 @@ class RunResult:
     seconds: float
 
 
-def noise_files(root: Path) -> list[Path]:
-    """The field background shipped as BirdCLEF 2021 train_soundscapes (all nocall)."""
-    return sorted((root / "birdclef-2021" / NOISE_FOLDER).glob("*.ogg"))
+def noise_bank(root: Path) -> NoiseBank:
+    """The field background shipped as BirdCLEF 2021 train_soundscapes (all nocall), read the
+    way the training notebook reads it."""
+    return noise_bank_from_2021(root / "birdclef-2021")
 
 
 def pretrain_sources(root: Path) -> dict[str, Path]:
@@ -143,7 +144,7 @@ def run_variant(variant: Variant, seed: int, root: Path, table: pd.DataFrame, wo
         init = pretrained[seed]
     out = work / f"seed{seed}" / variant.slug
     summary = run_training(config.replace(stage="finetune"), table, classes, out, nproc=1,
-                           init_weights=init, noise_files=noise_files(root))  # fmt: skip
+                           init_weights=init, noise_bank=noise_bank(root))  # fmt: skip
     models = [model_from_checkpoint(d / "best.pt")[0] for d in fold_dirs(out).values()]
     score = score_soundscapes(models, config, classes, root)
     return RunResult(variant.name, seed, score, float(summary["oof_cmap"]),
@@ -154,7 +155,7 @@ def pretrain(root: Path, table: pd.DataFrame, out: Path, base: dict, seed: int) 
     """The pre-training stage (full recipe) on the pre-training sources, validated on fold 0."""
     config = Config.from_dict({**base, "seed": seed, "stage": "pretrain", "folds": (0,)})
     pre = pretraining_table(read_sources(pretrain_sources(root)), table, 0)
-    run_training(config, pre, class_list(pre), out, nproc=1, noise_files=noise_files(root))
+    run_training(config, pre, class_list(pre), out, nproc=1, noise_bank=noise_bank(root))
     return out / "fold0" / "best.pt"
 
 
