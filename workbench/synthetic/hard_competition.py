@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from lib.audio import write_audio
+from lib.noise import SOUNDSCAPE_DIR, SOUNDSCAPE_LABELS
 from workbench.synthetic.competition import claim_root
 from workbench.synthetic.hard import (
     RARE_RECORDINGS,
@@ -47,10 +48,10 @@ from workbench.synthetic.recordings import (
 )
 from workbench.synthetic.sounds import finish
 from workbench.synthetic.soundscapes import soundscape_labels
+from workbench.synthetic.soundscapes2021 import write_labels, write_soundscape
 from workbench.synthetic.spec import WINDOW_SECONDS, make_taxonomy, stream
 
-NOISE_LABELS = "train_soundscape_labels.csv"  # BirdCLEF 2021's names (lib.noise reads them)
-NOISE_FOLDER = "train_soundscapes"
+NOISE_LABELS, NOISE_FOLDER = SOUNDSCAPE_LABELS, SOUNDSCAPE_DIR  # BirdCLEF 2021's (lib.noise)
 NOISE_SITES = ("COR", "SNE", "SSW", "COL", "KAU")
 # The default setting's pre-training sources, every one in ogg at the spec's rate: mp3 encoding
 # and 44.1 kHz resampling took half of the generation time; the readers' handling of the real
@@ -182,11 +183,10 @@ def write_noise_soundscapes(folder: Path, spec: HardSpec) -> None:
         wave = finish(field_background(spec.noise_soundscape_seconds, wave_rng, spec.sample_rate),
                       wave_rng)  # fmt: skip
         date = f"2019{int(rng.integers(1, 13)):02d}{int(rng.integers(1, 29)):02d}"
-        write_audio(folder / NOISE_FOLDER / f"{audio_id}_{site}_{date}.ogg", wave, spec.sample_rate)
+        write_soundscape(folder, (audio_id, site, date), wave, spec.sample_rate)
         for end in range(5, int(spec.noise_soundscape_seconds) + 1, 5):
             rows.append((f"{audio_id}_{site}_{end}", site, audio_id, end, "nocall"))
-    table = pd.DataFrame(rows, columns=["row_id", "site", "audio_id", "seconds", "birds"])
-    table.to_csv(folder / NOISE_LABELS, index=False)
+    write_labels(folder, rows)
 
 
 def species_table(roles: SpeciesRoles, params: dict, catalog: pd.DataFrame) -> pd.DataFrame:

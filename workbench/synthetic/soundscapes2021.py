@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from lib.audio import write_audio
+from lib.noise import SOUNDSCAPE_DIR, SOUNDSCAPE_LABELS
 from workbench.synthetic.soundscapes import (
     render_soundscape,
     soundscape_labels,
@@ -24,8 +25,7 @@ from workbench.synthetic.soundscapes import (
 from workbench.synthetic.spec import SyntheticSpec
 
 FOLDER = "birdclef-2021"
-LABELS_FILE = "train_soundscape_labels.csv"
-AUDIO_FOLDER = "train_soundscapes"
+LABEL_COLUMNS = ["row_id", "site", "audio_id", "seconds", "birds"]
 SITES = ("COR", "SNE", "SSW", "COL")  # the real 2021 recording sites
 WINDOW_SECONDS = 5
 _INDEX_BASE = 2021_000  # render_soundscape's random stream per index: never the test ones'
@@ -77,12 +77,25 @@ def write_birdclef2021_soundscapes(
     for index, (audio_id, site, date) in enumerate(_file_names(spec, n_files)):
         plan = plan_windows(spec, index, n_windows)
         wave, events = render_soundscape(plan, _INDEX_BASE + index, spec)
-        write_audio(folder / AUDIO_FOLDER / f"{audio_id}_{site}_{date}.ogg", wave, spec.sample_rate)
+        write_soundscape(folder, (audio_id, site, date), wave, spec.sample_rate)
         labels = soundscape_labels(events, seconds, codes)  # (windows, species) 0/1
         for window, present in enumerate(labels):
             birds = " ".join(c for c, on in zip(codes, present, strict=True) if on) or "nocall"
             end = WINDOW_SECONDS * (window + 1)
             rows.append((f"{audio_id}_{site}_{end}", site, int(audio_id), end, birds))
-    table = pd.DataFrame(rows, columns=["row_id", "site", "audio_id", "seconds", "birds"])
-    table.to_csv(folder / LABELS_FILE, index=False)
-    return folder / LABELS_FILE
+    return write_labels(folder, rows)
+
+
+def write_soundscape(folder: Path, name: tuple, wave, sample_rate: int) -> Path:
+    """One soundscape as BirdCLEF 2021 names it: train_soundscapes/<audio_id>_<site>_<date>.ogg."""
+    audio_id, site, date = name
+    path = folder / SOUNDSCAPE_DIR / f"{audio_id}_{site}_{date}.ogg"
+    write_audio(path, wave, sample_rate)
+    return path
+
+
+def write_labels(folder: Path, rows: list[tuple]) -> Path:
+    """train_soundscape_labels.csv from (row_id, site, audio_id, seconds, birds) rows."""
+    path = folder / SOUNDSCAPE_LABELS
+    pd.DataFrame(rows, columns=LABEL_COLUMNS).to_csv(path, index=False)
+    return path
