@@ -314,8 +314,8 @@ def expected_ends(
 ) -> np.ndarray:
     """Row ends for a file that gets fallback rows: its header's length, else 10 minutes."""
     try:
-        info = sf.info(str(path))
-        samples = int(np.ceil(info.frames * sample_rate / info.samplerate))
+        info = audio_info(path)
+        samples = int(np.ceil(info.frames * sample_rate / info.sample_rate))
     except Exception:  # unreadable header: the hidden test's files are 10 minutes
         samples = 0
     if samples <= 0:
