@@ -33,6 +33,9 @@ def test_folded_cells_lose_their_code_but_keep_their_outputs(tmp_path):
     for index in folded + shown:  # every output stays, folded or not
         assert f"output of cell {index}" in html
     assert "Demo kernel" in html  # markdown rendered
+    assert len(re.findall(r"<div[^>]* class=\"jp-Cell jp-CodeCell", html)) == len(
+        [c for c in nb.cells if c.cell_type == "code"]
+    )
     assert not nb.cells[folded[0]].metadata.get("tags")  # the caller's notebook is unchanged
 
 
@@ -50,3 +53,12 @@ def test_screenshot_is_a_png_of_the_requested_size(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == (640, 480)
+
+
+def test_a_folded_cell_without_output_leaves_nothing_behind(tmp_path):
+    nb = with_output(read_nb(build_demo(tmp_path) / "demo" / "demo.ipynb"))
+    folded = [c for c in nb.cells if c.metadata.get("_kg_hide-input")]
+    code_cells = len([c for c in nb.cells if c.cell_type == "code"])
+    folded[0].outputs = []
+    html = notebook_html(nb)
+    assert len(re.findall(r"<div[^>]* class=\"jp-Cell jp-CodeCell", html)) == code_cells - 1

@@ -333,6 +333,7 @@ def split_cell(
         return [], source
     roots, futures, rest, aliases = parts
     modules = _needed_modules(lib_dir, roots, done, cache)
+    rest = re.sub(r"\n{3,}", "\n\n", rest)  # where imports were: one blank line, as ruff has it
     own = [*_future_line(futures), "\n".join(aliases), rest]
     code = "\n\n\n".join(part for part in own if part)
     if all(not ln.strip() or ln.lstrip().startswith("#") for ln in code.splitlines()):

@@ -17,15 +17,18 @@ import nbformat
 from workbench.errors import BuildError
 
 HIDE_TAG = "remove_input"
+DROP_TAG = "remove_cell"  # a folded cell without output: nothing to show, not even its margin
 
 
 def with_hidden_input_tagged(nb):
-    """A copy of `nb` whose `_kg_hide-input` cells carry nbconvert's `remove_input` tag."""
+    """A copy of `nb` whose `_kg_hide-input` cells carry nbconvert's `remove_input` tag (or
+    `remove_cell` when they have no output)."""
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         if cell.metadata.get("_kg_hide-input"):
+            tag = HIDE_TAG if cell.get("outputs") else DROP_TAG
             tags = list(cell.metadata.get("tags", []))
-            cell.metadata["tags"] = [*tags, HIDE_TAG] if HIDE_TAG not in tags else tags
+            cell.metadata["tags"] = [*tags, tag] if tag not in tags else tags
     return nb
 
 
@@ -37,6 +40,7 @@ def notebook_html(nb) -> str:
     settings = TraitletsConfig()
     settings.TagRemovePreprocessor.enabled = True
     settings.TagRemovePreprocessor.remove_input_tags = {HIDE_TAG}
+    settings.TagRemovePreprocessor.remove_cell_tags = {DROP_TAG}
     exporter = HTMLExporter(config=settings)
     body, _ = exporter.from_notebook_node(with_hidden_input_tagged(nb))
     return body
