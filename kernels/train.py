@@ -52,7 +52,6 @@ CACHE_DIR = None  # None: a temporary folder; under /kaggle/working it survives 
 
 # %%
 import contextlib
-import json
 import shutil
 import time
 
@@ -74,7 +73,8 @@ INPUT, WORKING = input_root(), working_root()
 RUNS = WORKING / "runs"
 DEADLINE = STARTED + TIME_BUDGET_HOURS * 3600
 WORKING.mkdir(parents=True, exist_ok=True)
-print(json.dumps(CONFIG.to_dict(), sort_keys=True))
+RECIPE = Config().to_dict()
+print("changed from the recipe:", {k: v for k, v in CONFIG.to_dict().items() if v != RECIPE[k]})
 
 # %% [markdown]
 # ## Inputs
@@ -160,9 +160,9 @@ STAGES.append(StageData("fine-tune", COMP_TABLE, CLASSES, FOLDS, CONFIG.epochs))
 PLAN = make_training_plan(
     CONFIG, STAGES, NPROC, noise_bank=NOISE_BANK, session_hours=TIME_BUDGET_HOURS
 )
-print(PLAN.text())
 RUNS.mkdir(parents=True, exist_ok=True)
 (RUNS / "plan.txt").write_text(PLAN.text() + "\n")
+print(PLAN.text())
 
 # %% [markdown]
 # ## Stage 1 — pre-training
