@@ -11,15 +11,24 @@
 # ---
 
 # %% [markdown]
-# # BirdCLEF 2023: offline inference (SED, fold models as optimised ONNX, CPU workers)
+# # BirdCLEF 2023: offline inference (SED fold models as optimised ONNX, CPU workers)
 #
-# Reads the test soundscapes, predicts every 5-second window with every fold model (onnxruntime,
-# one log-mel per window shared by the folds, a pool of forked workers) and writes
+# Predicts every 5-second window of the test soundscapes with every fold model and writes
 # `submission.csv`. A deadline guard keeps the run inside the time budget (fewer folds, then
 # fallback rows) and bad audio never stops it: a complete, valid submission is always written.
-# Settings: `Config` defaults, overridden by the JSON in `$BIRDCLEF_CONFIG` (local rehearsal).
+#
+# ## Settings
+# `$BIRDCLEF_CONFIG` (a JSON object) overrides any of them (the local rehearsal does).
 
-# %% config
+# %%
+SETTINGS = dict(
+    infer_processes=4,  # worker processes (Kaggle: 4 cores); fitted to the cores found
+    infer_threads=1,  # onnxruntime threads per worker (processes x threads <= cores)
+    infer_batch_size=1,  # windows per model call (1 ran fastest, least memory)
+    time_budget_minutes=110.0,  # the guard ends the run by then (Kaggle's limit: 120)
+)
+
+# %%
 import json
 import logging
 
@@ -36,21 +45,21 @@ from lib.paths import (
 
 STARTED_AT = budget_started_at()  # from the kernel's start, as Kaggle counts
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
-CONFIG = Config.from_env()
-COMPETITION = find_competition()
-SOUNDSCAPES = COMPETITION / "test_soundscapes"
+CONFIG = Config.from_env(SETTINGS)  # SETTINGS, then $BIRDCLEF_CONFIG on top
+SOUNDSCAPES = find_competition() / "test_soundscapes"
 MODELS_DIR = find_dataset(MODELS_DATASET_SLUG, required_file="classes.json")
 WORKING = working_root()
 WORKING.mkdir(parents=True, exist_ok=True)
-SUBMISSION = WORKING / "submission.csv"
 print(f"soundscapes: {SOUNDSCAPES} ({len(list(SOUNDSCAPES.glob('*.ogg')))} files)")
 print(f"models: {MODELS_DIR} ({sorted(p.name for p in MODELS_DIR.glob('*.onnx'))})")
-print(
-    f"cores {available_cores()}: {CONFIG.infer_processes} process(es) x {CONFIG.infer_threads} "
-    f"thread(s), batch {CONFIG.infer_batch_size}, budget {CONFIG.time_budget_minutes} min"
-)
+print(f"cores: {available_cores()}; settings: {json.dumps(SETTINGS)}")
 
-# %% install onnxruntime (not in Kaggle's image; no internet when scored)
+# %% [markdown]
+# ## Install onnxruntime
+# Kaggle's image has no onnxruntime and the scoring run no internet: it comes from the attached
+# wheels dataset (`build_kernels.py --wheels`).
+
+# %%
 from lib.onnxruntime_setup import ensure_onnxruntime
 
 try:
@@ -60,12 +69,23 @@ except FileNotFoundError as err:
     print(f"no wheels dataset: {err}")
 print("onnxruntime", ensure_onnxruntime(WHEELS_DIR))
 
-# %% inference
+# %% [markdown]
+# ## Inference
+# Decode → 5-s windows → one log-mel per window shared by the folds → every fold model, in a
+# pool of forked workers; the submission is written file by file, atomically.
+
+# %%
 from lib.infer import run_inference
 
+SUBMISSION = WORKING / "submission.csv"
 SUMMARY = run_inference(MODELS_DIR, SOUNDSCAPES, SUBMISSION, CONFIG, started_at=STARTED_AT)
 
-# %% summary
+# %% [markdown]
+# ## Summary
+# Files, rows, time, the folds each file got, the guard's decisions and any warnings; saved as
+# `inference_summary.json`.
+
+# %%
 print(
     f"files {SUMMARY.files}, rows {SUMMARY.rows}, {SUMMARY.seconds:.1f} s, "
     f"{SUMMARY.processes} process(es) x {SUMMARY.threads} thread(s) "

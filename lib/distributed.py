@@ -204,10 +204,29 @@ def library_script(entry: Callable, call: str) -> str:
 def library_cells(namespace: dict) -> list[str]:
     """Text of the notebook cells that hold inlined library code, in the order they ran.
 
-    Found through the code objects of the functions and methods defined in `namespace` (a
-    notebook's `__main__`): each names its cell's code file, whose text IPython caches in
-    linecache. A namespace lists names in definition order, so the cells come in run order.
+    The builder writes one cell per library module (lib.inlined's header heads each). IPython
+    keeps every executed cell's text in the namespace's input history (`_ih`), in run order; a
+    cell run twice counts once. Without that history (a namespace made by hand), the cells are
+    found through the code objects of the functions and classes defined in `namespace`, whose
+    file names point at the cell text IPython caches in linecache.
     """
+    history = namespace.get("_ih")
+    texts = list(history) if isinstance(history, list) and history else _cell_texts(namespace)
+    cells: list[str] = []
+    for text in texts:
+        if not isinstance(text, str) or not LIB_CELL_HEADER_RE.search(text) or text in cells:
+            continue
+        if _JUPYTEXT_MARKER.search(text):
+            raise RuntimeError(
+                "library_script: a whole notebook exported as a script, not a cell, holds the "
+                "library; run the notebook in Jupyter (or from the repository) to use several GPUs"
+            )
+        cells.append(text)
+    return cells
+
+
+def _cell_texts(namespace: dict) -> list[str]:
+    """The text of each cell file that defined a function or class in `namespace`."""
     files: list[str] = []
     name = namespace.get("__name__")
     for value in list(namespace.values()):
@@ -216,18 +235,7 @@ def library_cells(namespace: dict) -> list[str]:
         for code in _code_objects(value):
             if code.co_filename not in files:
                 files.append(code.co_filename)
-    cells = []
-    for filename in files:
-        text = "".join(linecache.getlines(filename))
-        if not LIB_CELL_HEADER_RE.search(text):
-            continue
-        if _JUPYTEXT_MARKER.search(text):
-            raise RuntimeError(
-                f"library_script: {filename} is a whole notebook exported as a script, not a "
-                "cell; run the notebook in Jupyter (or from the repository) to use several GPUs"
-            )
-        cells.append(text)
-    return cells
+    return ["".join(linecache.getlines(filename)) for filename in files]
 
 
 def _code_objects(value):

@@ -27,10 +27,33 @@ def test_fixture_notebook_is_self_contained(tmp_path):
     assert "base main block" not in code and "if __name__" not in code
     assert "## %% an indented cell marker" in code and "## In[7]:" in code
     assert "length = norm" in code  # aliased import inside the library
-    first = nb.cells[1].source
-    assert first.startswith("from __future__ import annotations\n")
-    assert first.count("from __future__") == 1
     assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_library_modules_are_folded_cells_before_their_first_user(tmp_path):
+    """One hidden cell per module, headed by its name and purpose, in dependency order, after
+    a note saying what they are; the importing cell keeps only its own code, visible."""
+    nb = read_nb(build_demo(tmp_path) / "demo" / "demo.ipynb")
+    kinds = [(c.cell_type, bool(c.metadata.get("_kg_hide-input"))) for c in nb.cells]
+    assert kinds[:6] == [
+        ("markdown", False),  # the kernel's title
+        ("markdown", False),  # the note about the folded library
+        *[("code", True)] * 3,  # base, mid, top
+        ("code", False),  # the kernel's own cell
+    ]
+    note = nb.cells[1].source
+    assert "folded away (3 modules" in note and "`lib/base.py`, `lib/mid.py`, `lib/top.py`" in note
+    library = [c for c in nb.cells if c.metadata.get("_kg_hide-input")]
+    for cell, name in zip(library, ("base", "mid", "top"), strict=True):
+        lines = cell.source.splitlines()
+        assert lines[0] == f"# ---- lib/{name}.py (inlined by build_kernels.py) ----"
+        assert lines[1].startswith("# ") and len(lines[1]) > 5  # the docstring's first line
+        assert cell.metadata["jupyter"] == {"source_hidden": True}
+        compile(cell.source, name, "exec")  # each cell runs on its own (its future line first)
+    assert nb.cells[5].source.startswith("import os")  # the kernel's code, its lib import gone
+    # the second lib-importing cell needs no new module: no note, no library cell before it
+    assert [c.cell_type for c in nb.cells[6:]] == ["code", "code"]
+    assert all(not c.metadata.get("_kg_hide-input") for c in nb.cells[5:])
 
 
 def test_notebook_survives_jupytext_roundtrip(tmp_path):

@@ -1,8 +1,10 @@
 """Inlining `lib` into notebook cells: a Kaggle notebook cannot import this repository.
 
-Every code cell that imports from `lib` is replaced by the source of the library modules it
-needs (transitively, in dependency order, each module once per notebook), and the build fails
-if any `lib` import survives, or if a kernel imports `workbench` (the user's-machine package).
+Every code cell that imports from `lib` is preceded by the source of the library modules it
+needs (transitively, in dependency order, each module once per notebook), one cell per module,
+folded away in Kaggle's viewer (`_kg_hide-input`) and headed by the module's name and purpose;
+the cell keeps its own code, visible. The build fails if any `lib` import survives, or if a
+kernel imports `workbench` (the user's-machine package).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 
-from lib.inlined import lib_cell_header
+from lib.inlined import HIDDEN_CELL_METADATA, lib_cell_header
 from workbench.errors import BuildError
 
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
@@ -40,6 +42,14 @@ class LibModule:
     futures: tuple[str, ...]  # `from __future__` names, hoisted to the top of the cell
     code: str  # the source with lib imports, futures and __main__ blocks removed
     bindings: dict  # top-level name -> what it binds (for the name-clash check)
+    purpose: str = ""  # the first line of the module's docstring
+
+    def cell_text(self, package: str) -> str:
+        """The module as one notebook cell: header, purpose, its own future line, code."""
+        lines = [lib_cell_header(package, self.name)]
+        lines += [f"# {self.purpose}"] if self.purpose else []
+        lines += _future_line(list(self.futures))
+        return "\n".join(lines) + "\n\n" + self.code
 
 
 def _is_lib_import(node: ast.AST, package: str) -> bool:
@@ -185,7 +195,11 @@ def load_module(lib_dir: Path, name: str) -> LibModule:
     for node in kept.body:
         bindings.update(_binding(node))
     code = neutralise_markers(_tidy(code), where)
-    return LibModule(name, path, tuple(dict.fromkeys(deps)), tuple(futures), code, bindings)
+    doc = (ast.get_docstring(tree) or "").strip().splitlines()
+    purpose = doc[0] if doc else ""
+    return LibModule(
+        name, path, tuple(dict.fromkeys(deps)), tuple(futures), code, bindings, purpose
+    )
 
 
 def dependency_order(lib_dir: Path, roots, cache: dict) -> list[str]:
@@ -267,15 +281,19 @@ def _cell_lib_imports(source: str, package: str, where: str):
     return imports, futures
 
 
-def _library_parts(lib_dir: Path, roots: list[str], done: list[str], cache: dict):
-    """(futures, header + code per module) of the modules `roots` need that `done` lacks.
-
-    `done` lists modules already inlined by earlier cells and is extended in place.
-    """
+def _needed_modules(lib_dir: Path, roots: list[str], done: list[str], cache: dict):
+    """The modules `roots` need that `done` lacks, dependencies first; `done` is extended."""
     needed = [m for m in dependency_order(lib_dir, roots, cache) if m not in done]
     modules = [cache[m] for m in needed]
     check_name_clashes([cache[m] for m in done] + modules)
     done.extend(needed)
+    return modules
+
+
+def _library_parts(lib_dir: Path, roots: list[str], done: list[str], cache: dict):
+    """(futures, header + code per module) of the modules `roots` need that `done` lacks, for
+    the one-cell form (futures hoisted by the caller)."""
+    modules = _needed_modules(lib_dir, roots, done, cache)
     futures = [f for m in modules for f in m.futures]
     parts = [f"{lib_cell_header(lib_dir.name, m.name)}\n{m.code}" for m in modules]
     return futures, parts
@@ -285,24 +303,56 @@ def _future_line(futures: list[str]) -> list[str]:
     return [f"from __future__ import {', '.join(dict.fromkeys(futures))}"] if futures else []
 
 
-def inline_cell(source: str, lib_dir: Path, done: list[str], cache: dict, where: str) -> str:
-    """The cell with its lib imports replaced by the library code not yet in the notebook.
-
-    `done` lists modules already inlined by earlier cells and is extended in place.
-    """
+def _cell_parts(source: str, lib_dir: Path, where: str):
+    """(lib module names imported, the cell's own futures, the cell's code without its lib
+    imports and futures, alias lines), or None if the cell imports nothing from lib."""
     package = lib_dir.name
     if not re.search(_LIB_HINT_RE.format(re.escape(package)), source):
-        return source
+        return None
     imports, future_nodes = _cell_lib_imports(source, package, where)
     if not imports:
-        return source
+        return None
     roots = [_lib_import_target(node, package, where) for node in imports]
-    lib_futures, parts = _library_parts(lib_dir, roots, done, cache)
-    futures = [a.name for n in future_nodes for a in n.names] + lib_futures
+    futures = [a.name for n in future_nodes for a in n.names]
     spans = [(n.lineno, n.end_lineno, []) for n in [*imports, *future_nodes]]
     rest = _tidy(_drop_spans(source, spans))
     aliases = [line for node in imports for line in _alias_lines(node)]
-    parts = [*_future_line(futures), *parts]
+    return roots, futures, rest, aliases
+
+
+def split_cell(
+    source: str, lib_dir: Path, done: list[str], cache: dict, where: str
+) -> tuple[list[str], str]:
+    """(one cell text per library module the cell needs that the notebook lacks, the cell's own
+    code without its lib imports: "" when nothing but comments is left).
+
+    `done` lists modules already inlined by earlier cells and is extended in place.
+    """
+    parts = _cell_parts(source, lib_dir, where)
+    if parts is None:
+        return [], source
+    roots, futures, rest, aliases = parts
+    modules = _needed_modules(lib_dir, roots, done, cache)
+    rest = re.sub(r"\n{3,}", "\n\n", rest)  # where imports were: one blank line, as ruff has it
+    own = [*_future_line(futures), "\n".join(aliases), rest]
+    code = "\n\n\n".join(part for part in own if part)
+    if all(not ln.strip() or ln.lstrip().startswith("#") for ln in code.splitlines()):
+        code = ""
+    return [m.cell_text(lib_dir.name) for m in modules], code
+
+
+def inline_cell(source: str, lib_dir: Path, done: list[str], cache: dict, where: str) -> str:
+    """The cell with its lib imports replaced by the library code not yet in the notebook, as
+    one cell (futures hoisted): the library as code in `__main__`, for tests.
+
+    `done` lists modules already inlined by earlier cells and is extended in place.
+    """
+    parts = _cell_parts(source, lib_dir, where)
+    if parts is None:
+        return source
+    roots, futures, rest, aliases = parts
+    lib_futures, modules = _library_parts(lib_dir, roots, done, cache)
+    parts = [*_future_line(futures + lib_futures), *modules]
     parts.extend(part for part in ("\n".join(aliases), rest) if part)
     return "\n\n\n".join(parts)
 
@@ -388,16 +438,43 @@ def cell_id(index: int, cell) -> str:
     return f"c{index:03d}-{digest[:10]}"
 
 
+def _library_note(package: str, names: list[str]) -> str:
+    """The line above a run of folded library cells: what they are and how to open them."""
+    listed = ", ".join(f"`{package}/{name}.py`" for name in names)
+    return (
+        f"*The library, folded away ({len(names)} module{'s' * (len(names) > 1)}, one cell each; "
+        f'"Show hidden code" opens them):* {listed}'
+    )
+
+
+def _inline_cells(cells: list, source_path: Path, lib_dir: Path) -> list:
+    """The kernel's cells with one hidden cell per library module before the cell that first
+    imports it; a cell left with nothing of its own (imports only) is dropped."""
+    done: list[str] = []
+    cache: dict = {}
+    out = []
+    for index, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            out.append(cell)
+            continue
+        where = f"{source_path} (cell {index})"
+        before = len(done)
+        modules, code = split_cell(cell.source, lib_dir, done, cache, where)
+        if modules:
+            out.append(nbformat.v4.new_markdown_cell(_library_note(lib_dir.name, done[before:])))
+        for text in modules:
+            out.append(nbformat.v4.new_code_cell(text, metadata=dict(HIDDEN_CELL_METADATA)))
+        if code:
+            cell.source = code
+            out.append(cell)
+    return out
+
+
 def build_notebook(source_path: Path, lib_dir: Path):
     """Read a py:percent kernel source and return the self-contained, validated notebook."""
     nb = jupytext.reads(source_path.read_text(encoding="utf-8"), fmt="py:percent")
     check_no_machine_imports(source_path, nb)
-    done: list[str] = []
-    cache: dict = {}
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type == "code":
-            where = f"{source_path} (cell {index})"
-            cell.source = inline_cell(cell.source, lib_dir, done, cache, where)
+    nb.cells = _inline_cells(nb.cells, source_path, lib_dir)
     nb.nbformat, nb.nbformat_minor = 4, 5
     nb.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
     for index, cell in enumerate(nb.cells):
