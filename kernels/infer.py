@@ -44,26 +44,39 @@ WORKING = working_root()
 WORKING.mkdir(parents=True, exist_ok=True)
 SUBMISSION = WORKING / "submission.csv"
 print(f"soundscapes: {SOUNDSCAPES} ({len(list(SOUNDSCAPES.glob('*.ogg')))} files)")
-print(f"models: {MODELS_DIR} ({sorted(p.name for p in MODELS_DIR.glob('*.onnx'))})")
+print(f"models: {MODELS_DIR} ({sorted(p.name for p in MODELS_DIR.glob('fold*'))})")
 print(
     f"cores {available_cores()}: {CONFIG.infer_processes} process(es) x {CONFIG.infer_threads} "
     f"thread(s), batch {CONFIG.infer_batch_size}, budget {CONFIG.time_budget_minutes} min"
 )
 
-# %% install onnxruntime (not in Kaggle's image; no internet when scored)
-from lib.onnxruntime_setup import ensure_onnxruntime
+# %% install onnxruntime (not in Kaggle's image; no internet when scored), else PyTorch
+from lib.infer import choose_engine, engine_line, load_bundle
+from lib.onnxruntime_setup import install_onnxruntime
 
 try:
     WHEELS_DIR = find_dataset(WHEELS_DATASET_SLUG, required_file="onnxruntime-*.whl")
 except FileNotFoundError as err:
-    WHEELS_DIR = None  # fine where onnxruntime is already installed; else the next line says so
+    WHEELS_DIR = None  # fine where onnxruntime is already installed; else PyTorch runs the folds
     print(f"no wheels dataset: {err}")
-print("onnxruntime", ensure_onnxruntime(WHEELS_DIR))
+ONNXRUNTIME = install_onnxruntime(WHEELS_DIR)  # never raises: .reason says why it is unusable
+ENGINE = choose_engine(
+    load_bundle(MODELS_DIR), "onnxruntime" if ONNXRUNTIME.usable else "torch", ONNXRUNTIME.reason
+)  # onnxruntime only if a probe subprocess also runs every fold model
+print(engine_line(ENGINE, ONNXRUNTIME.version, ONNXRUNTIME.wheel))
 
 # %% inference
 from lib.infer import run_inference
 
-SUMMARY = run_inference(MODELS_DIR, SOUNDSCAPES, SUBMISSION, CONFIG, started_at=STARTED_AT)
+SUMMARY = run_inference(
+    MODELS_DIR,
+    SOUNDSCAPES,
+    SUBMISSION,
+    CONFIG,
+    started_at=STARTED_AT,
+    engine=ENGINE,
+    onnxruntime_wheel=ONNXRUNTIME.wheel,
+)
 
 # %% summary
 print(
@@ -71,6 +84,7 @@ print(
     f"{SUMMARY.processes} process(es) x {SUMMARY.threads} thread(s) "
     f"({SUMMARY.start_method}), batch {SUMMARY.batch_size}"
 )
+print(f"python {SUMMARY.python}, {engine_line(ENGINE, ONNXRUNTIME.version, ONNXRUNTIME.wheel)}")
 print("files per fold count (0 = fallback rows):", SUMMARY.folds_per_file)
 print("deadline guard:", SUMMARY.guard or "all files used every fold model")
 print(f"fallback files: {len(SUMMARY.fallback_files)}, warnings: {len(SUMMARY.warnings)}")
