@@ -21,7 +21,6 @@ install cell runs.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import multiprocessing
 import os
@@ -30,6 +29,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from importlib.util import find_spec
 from pathlib import Path
 
 import torch
@@ -121,7 +121,7 @@ for path in paths:
 def onnxruntime_importable() -> str:
     """ "" when onnxruntime can be imported here, else why not (without importing it)."""
     try:
-        found = importlib.util.find_spec("onnxruntime") is not None
+        found = find_spec("onnxruntime") is not None
     except (ImportError, ValueError) as err:
         return f"onnxruntime cannot be imported ({type(err).__name__}: {err})"
     return "" if found else "onnxruntime is not installed"

@@ -459,8 +459,11 @@ def test_built_inference_notebook_runs(models, tmp_path):
         "BIRDCLEF_CONFIG": json.dumps({"infer_processes": 2}),
         "PYTHONPATH": "",
     }
-    execute(cells, tmp_path, env)
+    ran = execute(cells, tmp_path, env)
+    printed = "".join(o.get("text", "") for c in ran.cells for o in c.get("outputs", []))
+    assert "engine: onnxruntime 1.32.0 (already installed)\n" in printed  # the host has it
     sub = pd.read_csv(tmp_path / "working" / "submission.csv")
     assert len(sub) == 2 + 3 + 120 and list(sub.columns) == ["row_id", *CLASSES]
     summary = json.loads((tmp_path / "working" / "inference_summary.json").read_text())
     assert summary["start_method"] == "fork" and summary["folds_per_file"] == {"3": 3}
+    assert summary["engine"] == "onnxruntime" and summary["onnxruntime_wheel"] is None
