@@ -13,6 +13,12 @@ shared). Also measured: processes x threads x batch for (c), the log-mel inside 
 graph, and OpenVINO fp32 when it is installed. Rates are model-windows per second (one window
 through one fold model). The last line reads `end-to-end vs eager: <ratio>x` (medians).
 Figures go into benchmarks/RESULTS.md.
+
+`--engines` measures only the two engines of the inference notebook (about 3 minutes here): the
+torch fallback (lib.infer_torch, fold<k>.pt) beside onnxruntime (fold<k>.onnx), both through the
+shipped lib.infer.Predictor, one process and one thread each (a core: what each of Kaggle's 4
+workers gets), the same batch (the config's), interleaved rounds in fresh processes; then it
+projects the hidden test on 4 cores and says how many folds fit in 120 minutes per engine.
 """
 
 from __future__ import annotations
@@ -162,6 +168,76 @@ def sample_memory(peak: list, stop: threading.Event) -> None:
             except (psutil.Error, AttributeError):
                 continue
         peak[0] = max(peak[0], total / 2**20)
+
+
+# --- --engines: the torch fallback beside onnxruntime -----------------------------------------
+
+
+def engine_child(spec: dict) -> dict:
+    """One engine through lib.infer.Predictor on one thread: seconds of log-mel and of fold
+    models for the windows in root/windows.npy (after a warm-up), and the probabilities."""
+    from lib.infer import Predictor, load_bundle
+
+    torch.set_num_threads(1)
+    root = Path(spec["root"])
+    config = Config(infer_processes=1, infer_threads=1, infer_batch_size=spec["batch"])
+    predictor = Predictor(load_bundle(root / "models"), config, spec["engine"])
+    windows = np.load(root / "windows.npy")
+    folds = len(predictor.folds)
+    predictor.predict_windows(windows[:2], folds)  # warm-up: first-call setup in both engines
+    probs, features_s, model_s = predictor.predict_windows(windows, folds)
+    np.save(root / f"{spec['engine']}.npy", probs)
+    return {"windows": len(windows), "folds": folds, "features_s": features_s, "model_s": model_s}
+
+
+def folds_that_fit(features_s: float, fold_s: float, cores: int, budget_min: float, folds: int):
+    """(folds that fit the budget for HIDDEN_TEST_WINDOWS on `cores` one-thread workers, minutes
+    for each fold count 1..folds): per window, one log-mel plus one model call per fold."""
+    minutes = [
+        HIDDEN_TEST_WINDOWS * (features_s + k * fold_s) / cores / 60 for k in range(1, folds + 1)
+    ]
+    fit = max((k for k, m in enumerate(minutes, 1) if m <= budget_min), default=0)
+    return fit, minutes
+
+
+def engines(args) -> None:
+    """The --engines report: rates per core, their ratio within this run, the projection."""
+    config = Config(pretrained=False)  # efficientnet_b0, 256 mels x 501 frames
+    batch = config.infer_batch_size
+    with tempfile.TemporaryDirectory(prefix="bench-engines-") as name:
+        root = Path(name)
+        make_models(root, args.engine_folds, config)
+        test = make_soundscapes(root / "test", 1, args.engine_windows * 5.0, config)
+        np.save(root / "windows.npy", load_windows(test, config)[: args.engine_windows])
+        got = {"onnxruntime": [], "torch": []}
+        for _ in range(args.rounds):  # interleaved: both see the same machine load
+            for engine in got:
+                spec = {"root": str(root), "engine": engine, "batch": batch}
+                got[engine].append(child("engine", spec))
+        diff = float(np.abs(np.load(root / "torch.npy") - np.load(root / "onnxruntime.npy")).max())
+    print(
+        f"engines: {args.engine_windows} windows x {args.engine_folds} folds of efficientnet_b0 "
+        f"(256 mels, random weights), 1 thread, batch {batch}, {args.rounds} interleaved rounds; "
+        f"max |torch - onnxruntime| {diff:.1e}"
+    )
+    rates = {}
+    for engine, runs in got.items():
+        fold_s = statistics.median(r["model_s"] / (r["windows"] * r["folds"]) for r in runs)
+        features_s = statistics.median(r["features_s"] / r["windows"] for r in runs)
+        rates[engine] = (features_s, fold_s)
+        print(
+            f"  {engine:11s} {1 / fold_s:6.2f} model-windows/s per core ({1000 * fold_s:.0f} ms "
+            f"per window and fold; log-mel {1000 * features_s:.1f} ms per window)"
+        )
+    ratio = rates["torch"][1] / rates["onnxruntime"][1]
+    print(f"  torch / onnxruntime time per model-window: {ratio:.2f}x (medians, same run)")
+    for engine, (features_s, fold_s) in rates.items():
+        fit, minutes = folds_that_fit(features_s, fold_s, 4, 120.0, 5)
+        listed = ", ".join(f"{k} fold(s) {m:.0f} min" for k, m in enumerate(minutes, 1))
+        print(
+            f"  Kaggle 4 cores, {HIDDEN_TEST_WINDOWS} windows, at this machine's rate: {engine}: "
+            f"{listed}; {fit} fold(s) fit in 120 min"
+        )
 
 
 def child(kind: str, spec: dict) -> dict:
@@ -459,11 +535,20 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved repeats of a, b, c")
     parser.add_argument("--eager-windows", type=int, default=12, help="(a) runs on these first")
     parser.add_argument("--sweep-rounds", type=int, default=1, help="0 skips the (c) sweep")
+    parser.add_argument("--engines", action="store_true", help="only torch vs onnxruntime")
+    parser.add_argument("--engine-windows", type=int, default=24, help="--engines: windows")
+    parser.add_argument("--engine-folds", type=int, default=2, help="--engines: fold models")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        work = {"runtime": runtime_child, "e2e": e2e_child}[args.child[0]]
-        print(json.dumps(work(json.loads(args.child[1]))))
+        work = {"runtime": runtime_child, "e2e": e2e_child, "engine": engine_child}
+        print(json.dumps(work[args.child[0]](json.loads(args.child[1]))))
+        return
+    if args.engines:
+        tick = time.perf_counter()
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        engines(args)
+        print(f"total {time.perf_counter() - tick:.0f} s")
         return
     tick, args.cores = time.perf_counter(), available_cores()
     print(f"cores {args.cores}, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

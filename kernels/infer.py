@@ -23,7 +23,7 @@
 # %%
 SETTINGS = dict(
     infer_processes=4,  # worker processes (Kaggle: 4 cores); fitted to the cores found
-    infer_threads=1,  # onnxruntime threads per worker (processes x threads <= cores)
+    infer_threads=1,  # model threads per worker (processes x threads <= cores)
     infer_batch_size=1,  # windows per model call (1 ran fastest, least memory)
     time_budget_minutes=110.0,  # the guard ends the run by then (Kaggle's limit: 120)
 )
@@ -31,6 +31,8 @@ SETTINGS = dict(
 # %%
 import json
 import logging
+
+from IPython.display import display
 
 from lib.config import Config
 from lib.guard import budget_started_at
@@ -51,23 +53,30 @@ MODELS_DIR = find_dataset(MODELS_DATASET_SLUG, required_file="classes.json")
 WORKING = working_root()
 WORKING.mkdir(parents=True, exist_ok=True)
 print(f"soundscapes: {SOUNDSCAPES} ({len(list(SOUNDSCAPES.glob('*.ogg')))} files)")
-print(f"models: {MODELS_DIR} ({sorted(p.name for p in MODELS_DIR.glob('*.onnx'))})")
+print(f"models: {MODELS_DIR} ({sorted(p.name for p in MODELS_DIR.glob('fold*'))})")
 print(f"cores: {available_cores()}; settings: {json.dumps(SETTINGS)}")
 
 # %% [markdown]
 # ## Install onnxruntime
-# Kaggle's image has no onnxruntime and the scoring run no internet: it comes from the attached
-# wheels dataset (`build_kernels.py --wheels`).
+# Kaggle's image has no onnxruntime and the scoring run no internet: the wheel for this Python
+# comes from the attached wheels dataset (`build_kernels.py --wheels`: cp311-cp314). When it
+# cannot be installed, or cannot run the fold models, PyTorch runs them instead (slower: the
+# deadline guard then fits fewer folds if it must), and the line below says why.
 
 # %%
-from lib.onnxruntime_setup import ensure_onnxruntime
+from lib.infer import choose_engine, engine_line, load_bundle
+from lib.onnxruntime_setup import install_onnxruntime
 
 try:
     WHEELS_DIR = find_dataset(WHEELS_DATASET_SLUG, required_file="onnxruntime-*.whl")
 except FileNotFoundError as err:
-    WHEELS_DIR = None  # fine where onnxruntime is already installed; else the next line says so
+    WHEELS_DIR = None  # fine where onnxruntime is already installed; else PyTorch runs the folds
     print(f"no wheels dataset: {err}")
-print("onnxruntime", ensure_onnxruntime(WHEELS_DIR))
+ONNXRUNTIME = install_onnxruntime(WHEELS_DIR)  # never raises: .reason says why it is unusable
+ENGINE = choose_engine(
+    load_bundle(MODELS_DIR), "onnxruntime" if ONNXRUNTIME.usable else "torch", ONNXRUNTIME.reason
+)  # onnxruntime only if a probe subprocess also runs every fold model
+print(engine_line(ENGINE, ONNXRUNTIME.version, ONNXRUNTIME.wheel))
 
 # %% [markdown]
 # ## Inference
@@ -78,24 +87,19 @@ print("onnxruntime", ensure_onnxruntime(WHEELS_DIR))
 from lib.infer import run_inference
 
 SUBMISSION = WORKING / "submission.csv"
-SUMMARY = run_inference(MODELS_DIR, SOUNDSCAPES, SUBMISSION, CONFIG, started_at=STARTED_AT)
+SUMMARY = run_inference(
+    MODELS_DIR, SOUNDSCAPES, SUBMISSION, CONFIG, started_at=STARTED_AT,
+    engine=ENGINE, onnxruntime_wheel=ONNXRUNTIME.wheel,
+)  # fmt: skip
 
 # %% [markdown]
 # ## Summary
-# Files, rows, time, the folds each file got, the guard's decisions and any warnings; saved as
-# `inference_summary.json`.
+# The run at a glance and its warnings; saved as `inference_summary.json`.
 
 # %%
-print(
-    f"files {SUMMARY.files}, rows {SUMMARY.rows}, {SUMMARY.seconds:.1f} s, "
-    f"{SUMMARY.processes} process(es) x {SUMMARY.threads} thread(s) "
-    f"({SUMMARY.start_method}), batch {SUMMARY.batch_size}"
-)
-print("files per fold count (0 = fallback rows):", SUMMARY.folds_per_file)
-print("deadline guard:", SUMMARY.guard or "all files used every fold model")
-print(f"fallback files: {len(SUMMARY.fallback_files)}, warnings: {len(SUMMARY.warnings)}")
-for note in SUMMARY.warnings[:20]:
-    print("  ", note)
 timing = {"windows": SUMMARY.windows, "seconds": SUMMARY.seconds}
 (WORKING / "timing.json").write_text(json.dumps(timing) + "\n")  # read by the rehearsal
 (WORKING / "inference_summary.json").write_text(SUMMARY.to_json())
+display(SUMMARY.table())
+for note in SUMMARY.warnings[:20]:
+    print("  ", note)

@@ -15,8 +15,12 @@ ORT_ENABLE_ALL level bakes this CPU's memory layout, e.g. AVX-512 NCHWc, into th
 inference session applies ORT_ENABLE_ALL when it loads) -> parity check of the saved model,
 loaded as inference loads it, against PyTorch (max |diff| of probabilities <= 1e-4) or raise.
 
-The models folder's names (fold<k>.onnx, classes.json, config.json, export.json, the graph's
-input/output names) are lib.models_dataset's, which lib.infer reads; the run folder's
+Beside each fold<k>.onnx, export_run writes fold<k>.pt: the same weights as a plain state_dict
+for the PyTorch engine (lib.infer_torch), which the inference notebook uses when onnxruntime
+cannot run (no wheel for Kaggle's Python, a session that cannot be created).
+
+The models folder's names (fold<k>.onnx, fold<k>.pt, classes.json, config.json, export.json,
+the graph's input/output names) are lib.models_dataset's, which lib.infer reads; the run folder's
 fold<k>/best.pt come from lib.run_dir; files appear whole or not at all (lib.atomic).
 
 onnxruntime is imported inside functions: the training notebook inlines this module before its
@@ -37,7 +41,8 @@ from torch import nn
 from lib.atomic import AtomicTarget, atomic_write
 from lib.config import Config
 from lib.features import LogMel
-from lib.model import model_from_checkpoint, window_probabilities
+from lib.infer_torch import ClipProbabilities, load_torch_fold
+from lib.model import model_from_checkpoint, unwrap
 from lib.models_dataset import (
     CLASSES_FILE,
     CONFIG_FILE,
@@ -45,6 +50,7 @@ from lib.models_dataset import (
     MANIFEST_FILE,
     OUTPUT_NAME,
     fold_file,
+    torch_fold_file,
 )
 from lib.run_dir import fold_dirs
 
@@ -54,19 +60,6 @@ PARITY_TOLERANCE = 1e-4
 
 class ExportError(RuntimeError):
     """An export that must not ship (parity failed, no folds found); the message says which."""
-
-
-class ClipProbabilities(nn.Module):
-    """The SED model reduced to what inference needs: one probability per class and window,
-    chosen by `config.window_output` (clip-wise by default)."""
-
-    def __init__(self, model: nn.Module, output: str = "clip"):
-        super().__init__()
-        self.model = model
-        self.output = output
-
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        return window_probabilities(self.model(mel), self.output)  # (batch, classes)
 
 
 @dataclass(frozen=True)
@@ -241,13 +234,31 @@ def export_run(
             raise ExportError(f"{checkpoint}: classes or feature settings differ from fold 0's")
         path = out_dir / fold_file(fold)
         reports.append(export_onnx(model, path, config, classes, sample_windows))
+        save_torch_weights(model, out_dir / torch_fold_file(fold), config, len(classes))
     config, classes = first
     _write_text(out_dir / CLASSES_FILE, json.dumps(classes, indent=1) + "\n")
     atomic_write(out_dir / CONFIG_FILE, config.save)
     manifest = {"mel_in_graph": False, "input": INPUT_NAME, "output": OUTPUT_NAME}
-    manifest["folds"] = [asdict(r) | {"path": Path(r.path).name} for r in reports]
+    manifest["folds"] = [
+        asdict(r) | {"path": Path(r.path).name, "torch_weights": torch_fold_file(fold)}
+        for fold, r in zip(checkpoints, reports, strict=True)
+    ]
     _write_text(out_dir / MANIFEST_FILE, json.dumps(manifest, indent=1) + "\n")
     return [Path(r.path) for r in reports]
+
+
+def save_torch_weights(model: nn.Module, path: Path, config: Config, classes: int) -> None:
+    """The model's plain state_dict (CPU tensors only: `torch.load(weights_only=True)` reads
+    it), written atomically, then loaded back as the PyTorch engine loads it: a file that does
+    not rebuild the same model must not ship."""
+    state = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    reloaded = load_torch_fold(path, config, classes).model.state_dict()
+    if reloaded.keys() != state.keys() or any(
+        not torch.equal(reloaded[k], state[k]) for k in state
+    ):
+        path.unlink(missing_ok=True)
+        raise ExportError(f"{path}: the saved PyTorch weights do not load back unchanged")
 
 
 def _write_text(path: Path, text: str) -> None:

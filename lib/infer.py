@@ -2,8 +2,12 @@
 
 Per file, in a worker: decode (lib.audio.decode_soundscape) -> 5-second windows
 (lib.audio.make_windows) -> log-mel once per window (lib.features.LogMel) -> every fold's
-onnxruntime session -> mean of the folds' window probabilities -> finite, clipped to
-[0, max_probability].
+model -> mean of the folds' window probabilities -> finite, clipped to [0, max_probability].
+
+The fold models run on one engine for the whole run: onnxruntime sessions (fold<k>.onnx), or
+PyTorch (fold<k>.pt, lib.infer_torch) when onnxruntime is not importable or cannot create a
+session for the models (probed in a subprocess before the workers fork: `choose_engine`). Only
+the per-fold call differs; the deadline guard measures the engine that runs.
 The parent only schedules: it hands files to workers, lets the DeadlineGuard (lib.guard) choose
 each file's fold count, and streams results into the submission in file order.
 
@@ -19,11 +23,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,12 +40,18 @@ from lib.audio import decode_soundscape, expected_ends, make_windows, silent_win
 from lib.config import Config
 from lib.features import LogMel
 from lib.guard import DeadlineGuard
+from lib.infer_torch import load_torch_fold
 from lib.infer_workers import (
+    ENGINE_ONNXRUNTIME,
+    ENGINE_TORCH,
+    ENGINES,
     InlineRunner,
     PoolRunner,
     available_cores,
     make_session,
+    onnxruntime_importable,
     plan_workers,
+    probe_sessions,
     share_arena,
     start_method,
 )
@@ -50,7 +61,9 @@ from lib.models_dataset import (
     FOLD_FILE_GLOB,
     INPUT_NAME,
     OUTPUT_NAME,
+    TORCH_FILE_GLOB,
     fold_number,
+    torch_fold_number,
 )
 
 LOG = logging.getLogger("birdclef.infer")
@@ -63,27 +76,76 @@ FLOAT_FORMAT = "%.6g"
 
 @dataclass(frozen=True)
 class ModelBundle:
-    """The models dataset: fold models in fold order, the class list, the feature settings."""
+    """The models dataset: fold models in fold order (ONNX files and PyTorch weights), the class
+    list, the feature settings."""
 
-    paths: tuple[Path, ...]
+    paths: tuple[Path, ...]  # fold<k>.onnx
     classes: tuple[str, ...]
     config: Config  # the models' own config: log-mel settings must match training
+    weights: tuple[Path, ...] = ()  # fold<k>.pt, for the PyTorch engine
+
+    def fold_paths(self, engine: str) -> tuple[Path, ...]:
+        """The files the engine loads, one per fold."""
+        return self.weights if engine == ENGINE_TORCH else self.paths
+
+
+def _folds(folder: Path, pattern: str, number) -> tuple[Path, ...]:
+    found = {number(p.name): p for p in folder.glob(pattern)}
+    return tuple(found[k] for k in sorted(k for k in found if k is not None))
 
 
 def load_bundle(models_dir: str | Path) -> ModelBundle:
     """Read a folder written by lib.export.export_run (lib.models_dataset: fold<k>.onnx,
-    classes.json, config.json)."""
+    fold<k>.pt, classes.json, config.json)."""
     folder = Path(models_dir)
-    found = {fold_number(p.name): p for p in folder.glob(FOLD_FILE_GLOB)}
-    paths = [found[k] for k in sorted(k for k in found if k is not None)]
+    paths = _folds(folder, FOLD_FILE_GLOB, fold_number)
+    weights = _folds(folder, TORCH_FILE_GLOB, torch_fold_number)
     missing = [n for n in (CLASSES_FILE, CONFIG_FILE) if not (folder / n).is_file()]
-    if not paths or missing:
+    if not (paths or weights) or missing:
         raise FileNotFoundError(
-            f"{folder}: not a models folder (fold<k>.onnx: {len(paths)}, missing: {missing}); "
-            "export one with lib.export.export_run"
+            f"{folder}: not a models folder (fold<k>.onnx: {len(paths)}, fold<k>.pt: "
+            f"{len(weights)}, missing: {missing}); export one with lib.export.export_run"
         )
     classes = tuple(json.loads((folder / CLASSES_FILE).read_text()))
-    return ModelBundle(tuple(paths), classes, Config.load(folder / CONFIG_FILE))
+    return ModelBundle(paths, classes, Config.load(folder / CONFIG_FILE), weights)
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine the run uses, and why it is not onnxruntime ("" when it is)."""
+
+    engine: str  # "onnxruntime" or "torch" (lib.infer_workers.ENGINES)
+    reason: str = ""
+
+
+def choose_engine(bundle: ModelBundle, engine=None, reason: str = "") -> EngineChoice:
+    """onnxruntime when asked (or, with `engine` None, when importable) and a probe subprocess
+    creates a session for every fold; else torch, with the reason. An EngineChoice is taken as
+    already decided. Never creates a session in this process (the workers fork from it)."""
+    if isinstance(engine, EngineChoice):
+        return engine
+    if engine not in (None, *ENGINES):
+        raise ValueError(f"engine must be one of {ENGINES} or None, got {engine!r}")
+    if engine == ENGINE_TORCH:
+        return EngineChoice(ENGINE_TORCH, reason or "torch engine requested")
+    why = onnxruntime_importable()
+    if not why and not bundle.paths:
+        why = "the models dataset has no fold<k>.onnx"
+    if not why:
+        feats = bundle.config
+        why = probe_sessions(bundle.paths, INPUT_NAME, feats.n_mels, feats.n_frames)
+    if why:
+        LOG.warning("engine: torch (fallback: %s)", why)
+        return EngineChoice(ENGINE_TORCH, why)
+    return EngineChoice(ENGINE_ONNXRUNTIME)
+
+
+def engine_line(choice: EngineChoice, version: str | None = None, wheel: str | None = None):
+    """What the notebook prints: `engine: onnxruntime 1.32.0 (<wheel>)` or
+    `engine: torch (fallback: <reason>)`."""
+    if choice.engine == ENGINE_TORCH:
+        return f"engine: torch (fallback: {choice.reason})"
+    return f"engine: onnxruntime {version or '?'} ({wheel or 'already installed'})"
 
 
 # --- one file -------------------------------------------------------------------------------
@@ -119,13 +181,35 @@ def fallback_result(index: int, path: Path, bundle: ModelBundle, config: Config,
     return FileResult(index, path.stem, ends, finalize(probs, config), 0, notes)
 
 
-class Predictor:
-    """One process's models: a session per fold and the log-mel module, created where used."""
+def onnxruntime_folds(bundle: ModelBundle, config: Config) -> list:
+    """Per fold, mel tensor -> probabilities (numpy) through an onnxruntime session."""
+    share_arena()
+    sessions = [make_session(p, config.infer_threads) for p in bundle.paths]
+    return [
+        lambda mel, s=session: s.run([OUTPUT_NAME], {INPUT_NAME: mel.numpy()})[0]
+        for session in sessions
+    ]
 
-    def __init__(self, bundle: ModelBundle, config: Config):
-        self.bundle, self.config = bundle, config
-        share_arena()
-        self.sessions = [make_session(p, config.infer_threads) for p in bundle.paths]
+
+def torch_folds(bundle: ModelBundle, config: Config) -> list:
+    """Per fold, mel tensor -> probabilities (numpy) through the PyTorch model."""
+    if not bundle.weights:
+        raise FileNotFoundError(
+            f"the torch engine needs fold<k>.pt in the models dataset, found none beside "
+            f"{[p.name for p in bundle.paths]}. Fix: re-export with lib.export.export_run"
+        )
+    models = [load_torch_fold(p, bundle.config, len(bundle.classes)) for p in bundle.weights]
+    return [lambda mel, m=model: m(mel).numpy() for model in models]
+
+
+class Predictor:
+    """One process's models (one callable per fold on the chosen engine) and the log-mel
+    module, created where used."""
+
+    def __init__(self, bundle: ModelBundle, config: Config, engine: str = ENGINE_ONNXRUNTIME):
+        self.bundle, self.config, self.engine = bundle, config, engine
+        make = torch_folds if engine == ENGINE_TORCH else onnxruntime_folds
+        self.folds = make(bundle, config)
         self.log_mel = LogMel(bundle.config).eval()
 
     def predict_windows(self, windows: np.ndarray, folds: int) -> tuple[np.ndarray, float, float]:
@@ -138,10 +222,10 @@ class Predictor:
             tick = time.perf_counter()
             with torch.inference_mode():
                 batch = torch.from_numpy(np.ascontiguousarray(windows[start : start + size]))
-                mel = self.log_mel(batch).numpy()  # (b, 1, n_mels, frames)
-            tock = time.perf_counter()
-            for session in self.sessions[:folds]:
-                out[start : start + size] += session.run([OUTPUT_NAME], {INPUT_NAME: mel})[0]
+                mel = self.log_mel(batch)  # (b, 1, n_mels, frames)
+                tock = time.perf_counter()
+                for fold in self.folds[:folds]:
+                    out[start : start + size] += fold(mel)
             features_s += tock - tick
             model_s += time.perf_counter() - tock
         return out / max(folds, 1), features_s, model_s
@@ -388,13 +472,14 @@ class SubmissionWriter:
 # --- the run --------------------------------------------------------------------------------
 
 
-def make_runner(bundle: ModelBundle, config: Config, files: int):
-    """A pool of config.infer_processes workers, or this process when one worker is enough."""
+def make_runner(bundle: ModelBundle, config: Config, files: int, engine: str = ENGINE_ONNXRUNTIME):
+    """A pool of config.infer_processes workers, or this process when one worker is enough;
+    each makes its Predictor on `engine`."""
     if min(config.infer_processes, files) <= 1:
-        return InlineRunner(Predictor, bundle, config.replace(infer_processes=1))
+        return InlineRunner(Predictor, bundle, config.replace(infer_processes=1), engine)
     workers = min(config.infer_processes, files)
     config = config.replace(infer_processes=workers)
-    return PoolRunner(workers, config.infer_threads, Predictor, bundle, config)
+    return PoolRunner(workers, config.infer_threads, Predictor, bundle, config, engine)
 
 
 def _rescue(writer: SubmissionWriter, paths, bundle: ModelBundle, config: Config, err) -> None:
@@ -416,22 +501,31 @@ def run_inference(
     started_at: float | None = None,
     pattern: str = "*.ogg",
     clock=time.time,
+    engine: str | EngineChoice | None = None,
+    engine_reason: str = "",
+    onnxruntime_wheel: str | None = None,
 ) -> InferenceSummary:
     """Predict every `soundscapes_dir/pattern` file with every fold model in `models_dir` and
     write `out_path` (atomically). `config` gives the infer_* knobs, the time budget and the
     fallback; features come from the models' own config. `started_at` (a `clock()` value, e.g.
-    lib.guard.budget_started_at()) is when the budget began. Returns an InferenceSummary."""
+    lib.guard.budget_started_at()) is when the budget began. `engine`: "onnxruntime", "torch"
+    (`engine_reason` says why) or None (onnxruntime when importable, else torch); onnxruntime
+    that cannot create a session for the models falls back to torch (`choose_engine`; an
+    EngineChoice it returned is used as is).
+    `onnxruntime_wheel` (the wheel the install cell installed) goes into the summary."""
     begun = clock()
     bundle = load_bundle(models_dir)
     paths = sorted(Path(soundscapes_dir).glob(pattern))
     if not paths:
         LOG.warning("no %s files in %s: the submission has a header only", pattern, soundscapes_dir)
     config = _fit_cores(config)
+    choice = choose_engine(bundle, engine, engine_reason)
     writer = SubmissionWriter(out_path, bundle.classes)
     runner, failed = None, False
     try:
-        runner = make_runner(bundle, config, len(paths))
-        guard = DeadlineGuard(config.time_budget_minutes * 60, len(bundle.paths), runner.workers)
+        runner = make_runner(bundle, config, len(paths), choice.engine)
+        folds = len(bundle.fold_paths(choice.engine))
+        guard = DeadlineGuard(config.time_budget_minutes * 60, folds, runner.workers)
         start = begun if started_at is None else started_at
         scheduler = Scheduler(paths, runner, guard, bundle, config, writer.add, clock, start)
         stats = scheduler.run()
@@ -443,7 +537,8 @@ def run_inference(
         if runner is not None:
             runner.close(kill=failed)  # after a failure workers may still be busy: end them
     writer.commit(len(paths))
-    return _summary(stats, writer, paths, runner, config, clock() - begun)
+    summary = _summary(stats, writer, paths, runner, config, clock() - begun)
+    return summary.with_engine(choice, onnxruntime_wheel)
 
 
 def _fit_cores(config: Config) -> Config:
@@ -482,12 +577,39 @@ class InferenceSummary:
     pool_restarts: int
     budget_minutes: float
     submission: str
+    engine: str = ENGINE_ONNXRUNTIME  # "onnxruntime" or "torch"
+    engine_reason: str = ""  # why not onnxruntime; "" when it was used
+    python: str = platform.python_version()  # e.g. "3.13.0"
+    onnxruntime_wheel: str | None = None  # the wheel the install cell installed, if any
+
+    def with_engine(self, choice: EngineChoice, wheel: str | None) -> InferenceSummary:
+        return replace(
+            self, engine=choice.engine, engine_reason=choice.reason, onnxruntime_wheel=wheel
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1) + "\n"
+
+    def table(self) -> pd.DataFrame:
+        """The run at a glance, one row per fact (the notebook displays it)."""
+        engine = self.engine + (f" (fallback: {self.engine_reason})" if self.engine_reason else "")
+        facts = {
+            "soundscapes": self.files,
+            "rows": self.rows,
+            "seconds": self.seconds,
+            "engine": engine,
+            "python": self.python,
+            "workers": f"{self.processes} process(es) x {self.threads} thread(s), "
+            f"{self.start_method}, batch {self.batch_size}",
+            "files per fold count (0: fallback rows)": self.folds_per_file,
+            "deadline guard": "; ".join(self.guard) or "every file used every fold model",
+            "fallback files": len(self.fallback_files),
+            "warnings": len(self.warnings),
+        }
+        return pd.DataFrame({"value": [str(v) for v in facts.values()]}, index=list(facts))
 
 
 def _summary(stats: RunStats, writer, paths, runner, config: Config, seconds: float):

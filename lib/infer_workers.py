@@ -10,6 +10,11 @@ initializer. Elsewhere than Linux (no fork) spawn is used, which needs an import
 A runner runs a "predictor": any object with `predict_file(index, path, folds)` that never
 raises (lib.infer.Predictor). It is made where it runs, from `make_predictor(*args)`.
 
+Engines: "onnxruntime" (the fold models as ONNX sessions) or "torch" (lib.infer_torch, the
+fallback when onnxruntime cannot run). Whether onnxruntime can create a session for every fold is
+probed in a short subprocess (`probe_sessions`), never in the parent: sessions inherited across
+fork can crash the workers.
+
 Nothing here imports onnxruntime at module level: the notebook inlines this module before its
 install cell runs.
 """
@@ -19,9 +24,12 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
+from importlib.util import find_spec
 from pathlib import Path
 
 import torch
@@ -84,6 +92,60 @@ def make_session(path: str | Path, threads: int, shared_arena: bool = True):
     if shared_arena:
         options.add_session_config_entry("session.use_env_allocators", "1")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+ENGINE_ONNXRUNTIME = "onnxruntime"
+ENGINE_TORCH = "torch"
+ENGINES = (ENGINE_ONNXRUNTIME, ENGINE_TORCH)
+PROBE_TIMEOUT_S = 300.0
+
+# Run by `probe_sessions` in a fresh interpreter (the notebook's library lives in __main__, which
+# a subprocess cannot import: the probe is self-contained). argv: input name, n_mels, frames,
+# then the model files. Each session gets make_session's optimisation level and runs one batch.
+_PROBE_CODE = """
+import sys
+import numpy as np
+import onnxruntime as ort
+name, n_mels, frames, paths = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+for path in paths:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    out = session.run(None, {name: np.zeros((1, 1, n_mels, frames), np.float32)})[0]
+    if out.shape[0] != 1 or not np.isfinite(out).all():
+        sys.exit(f"{path}: output {out.shape} not one finite row per window")
+"""
+
+
+def onnxruntime_importable() -> str:
+    """ "" when onnxruntime can be imported here, else why not (without importing it)."""
+    try:
+        found = find_spec("onnxruntime") is not None
+    except (ImportError, ValueError) as err:
+        return f"onnxruntime cannot be imported ({type(err).__name__}: {err})"
+    return "" if found else "onnxruntime is not installed"
+
+
+def probe_sessions(paths, input_name: str, n_mels: int, frames: int) -> str:
+    """ "" when onnxruntime creates a session for every model file and runs one window through
+    it, else why not (the error's last line). Runs in a subprocess, so the parent holds no
+    session when the workers fork, and a crash (a corrupt file can segfault) ends only it."""
+    args = [input_name, str(n_mels), str(frames), *map(str, paths)]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE_CODE, *args],
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"onnxruntime session probe failed ({type(err).__name__}: {err})"
+    if done.returncode == 0:
+        return ""
+    lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+    last = lines[-1][-500:] if lines else f"exit {done.returncode}"
+    return f"onnxruntime cannot run the models: {last}"
 
 
 # --- runners --------------------------------------------------------------------------------

@@ -21,8 +21,9 @@ from lib.export import (
     onnx_probabilities,
 )
 from lib.features import LogMel
+from lib.infer_torch import ClipProbabilities, load_torch_fold
 from lib.model import build_model, save_checkpoint
-from lib.models_dataset import INPUT_NAME
+from lib.models_dataset import INPUT_NAME, torch_fold_file
 
 TINY = Config(backbone=TINY_BACKBONE, pretrained=False, n_mels=64)
 CLASSES = ["abethr1", "comfin", "yewgre1"]
@@ -90,11 +91,32 @@ def test_export_run_writes_models_dataset(tmp_path):
     paths = export_run(run, tmp_path / "models")
     assert [p.name for p in paths] == ["fold2.onnx", "fold10.onnx"]
     out = tmp_path / "models"
+    assert sorted(p.name for p in out.glob("*.pt")) == ["fold10.pt", "fold2.pt"]
     assert json.loads((out / "classes.json").read_text()) == CLASSES
     assert Config.load(out / "config.json") == TINY
     manifest = json.loads((out / "export.json").read_text())
     assert manifest["mel_in_graph"] is False
     assert all(f["max_abs_diff"] <= 1e-4 for f in manifest["folds"])
+    assert [f["torch_weights"] for f in manifest["folds"]] == ["fold2.pt", "fold10.pt"]
+
+
+def test_torch_weights_round_trip(tmp_path):
+    """fold<k>.pt is a plain state_dict (torch.load(weights_only=True) reads it) that rebuilds,
+    with pretrained=False, the checkpoint's model: the same probabilities."""
+    torch.manual_seed(3)
+    model = build_model(TINY, len(CLASSES), pretrained=False)
+    save_checkpoint(tmp_path / "run" / "fold0" / "best.pt", model, TINY, CLASSES)
+    export_run(tmp_path / "run", tmp_path / "models")
+    state = torch.load(tmp_path / "models" / torch_fold_file(0), weights_only=True)
+    assert set(state) == set(model.state_dict())
+    rebuilt = build_model(TINY, len(CLASSES), pretrained=False)
+    rebuilt.load_state_dict(state)  # strict: every tensor, no extra
+    mel = torch.randn(3, 1, TINY.n_mels, TINY.n_frames)
+    with torch.inference_mode():
+        want = ClipProbabilities(model.eval())(mel)
+        got = load_torch_fold(tmp_path / "models" / "fold0.pt", TINY, len(CLASSES))(mel)
+        assert torch.equal(ClipProbabilities(rebuilt.eval())(mel), want)
+    assert torch.equal(got, want)
 
 
 def test_export_run_rejects_bad_runs(tmp_path):

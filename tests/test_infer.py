@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -121,7 +123,10 @@ def test_summary_json_keeps_its_keys(models, tmp_path):
         "files", "rows", "seconds", "windows", "model_windows", "folds_per_file",
         "fallback_files", "guard", "warnings", "processes", "threads", "batch_size",
         "start_method", "pool_restarts", "budget_minutes", "submission",
+        "engine", "engine_reason", "python", "onnxruntime_wheel",
     ]  # fmt: skip
+    assert saved["engine"] == "onnxruntime" and saved["engine_reason"] == ""
+    assert saved["python"] == platform.python_version() and saved["onnxruntime_wheel"] is None
     assert saved["submission"] == str(tmp_path / "s.csv") and saved["start_method"] == "inline"
     assert summary.to_json().endswith("}\n") and saved == json.loads(json.dumps(saved))
 
@@ -243,11 +248,12 @@ def test_worker_crash_gives_fallback_for_that_file_only(models, tmp_path, monkey
 
 
 class SimulatedRunner(InlineRunner):
-    """Runs files for real, on a simulated clock: a file 'takes' windows x (0.1 + folds) s."""
+    """Runs files for real (on `engine`), on a simulated clock: a file 'takes'
+    windows x (0.1 + fold_s x folds) s, the rates the workers would measure."""
 
-    def __init__(self, bundle, config):
-        super().__init__(Predictor, bundle, config)
-        self.now = 0.0
+    def __init__(self, bundle, config, engine: str = "onnxruntime", fold_s: float = 1.0):
+        super().__init__(Predictor, bundle, config, engine)
+        self.now, self.fold_s = 0.0, fold_s
 
     def clock(self) -> float:
         return self.now
@@ -256,8 +262,9 @@ class SimulatedRunner(InlineRunner):
         future = super().submit(index, path, folds)
         result = future.result()
         windows = len(result.ends)
-        result.decode_s, result.features_s, result.model_s = 0.1 * windows, 0.0, windows * folds
-        self.now += 0.1 * windows + windows * folds
+        model_s = windows * folds * self.fold_s
+        result.decode_s, result.features_s, result.model_s = 0.1 * windows, 0.0, model_s
+        self.now += 0.1 * windows + model_s
         return future
 
 
@@ -278,6 +285,70 @@ def test_guard_tiny_budget_fewer_folds_then_fallback(models, tmp_path):
     assert len(sub) == 24 and np.isfinite(species_values(sub)).all()
     assert (species_values(sub.iloc[14:]) == RUN.fallback_probability).all()  # files 7..11
     assert species_values(sub.iloc[:14]).std() > 0
+
+
+def test_guard_fits_fewer_folds_at_the_slower_engines_rate(models, tmp_path):
+    """4 files of 2 windows, 3 folds, budget 26 s. onnxruntime at 1 s per window and fold: 6.2 s
+    a file, all fit with 3 folds. torch 3x slower (18.2 s a file at 3 folds): after the first
+    file the guard drops to 1 fold, then fallback rows."""
+    test = soundscapes(tmp_path / "test", [10.0] * 4)
+    bundle, paths = load_bundle(models), sorted(test.glob("*.ogg"))
+    per_engine = {}
+    for engine, fold_s in (("onnxruntime", 1.0), ("torch", 3.0)):
+        runner = SimulatedRunner(bundle, RUN, engine, fold_s)
+        guard = DeadlineGuard(budget_s=26.0, n_folds=3, workers=1)
+        writer = SubmissionWriter(tmp_path / f"{engine}.csv", bundle.classes)
+        scheduler = Scheduler(paths, runner, guard, bundle, RUN, writer.add, runner.clock, 0.0)
+        per_engine[engine] = scheduler.run().folds_per_file
+        writer.commit(len(paths))
+        assert runner.predictor.engine == engine
+    assert per_engine == {"onnxruntime": {3: 4}, "torch": {3: 1, 1: 1, 0: 2}}
+
+
+# --- engines ---------------------------------------------------------------------------------
+
+
+def assert_valid_submission(path: Path, files: int, windows: int) -> np.ndarray:
+    sub = pd.read_csv(path)
+    assert list(sub.columns) == ["row_id", *CLASSES] and len(sub) == windows
+    assert sub.row_id.str.rsplit("_", n=1).str[0].nunique() == files
+    values = species_values(sub)
+    assert np.isfinite(values).all() and values.min() >= 0 and values.max() < 1.0
+    return values
+
+
+def test_torch_engine_writes_the_model_based_submission(models, tmp_path):
+    test = soundscapes(tmp_path / "test", [10.0, 22.0])
+    ort_summary = run_inference(models, test, tmp_path / "ort.csv", RUN, engine="onnxruntime")
+    summary = run_inference(
+        models, test, tmp_path / "torch.csv", RUN, engine="torch", engine_reason="no cp313 wheel"
+    )
+    values = assert_valid_submission(tmp_path / "torch.csv", 2, 2 + 5)
+    assert values.std() > 0 and summary.folds_per_file == {3: 2}  # every fold, not fallback
+    np.testing.assert_allclose(values, species_values(pd.read_csv(tmp_path / "ort.csv")), atol=2e-4)
+    assert (summary.engine, summary.engine_reason) == ("torch", "no cp313 wheel")
+    assert (ort_summary.engine, ort_summary.engine_reason) == ("onnxruntime", "")
+    saved = json.loads(summary.to_json())
+    assert saved["engine"] == "torch" and saved["python"] == platform.python_version()
+
+
+def test_a_session_that_cannot_be_created_falls_back_to_torch(models, tmp_path):
+    broken = tmp_path / "models"
+    shutil.copytree(models, broken)
+    (broken / "fold1.onnx").write_bytes(b"not an onnx model")  # a truncated upload, say
+    test = soundscapes(tmp_path / "test", [10.0, 15.0])
+    summary = run_inference(broken, test, tmp_path / "s.csv", RUN.replace(infer_processes=2))
+    assert summary.engine == "torch" and "fold1.onnx" in summary.engine_reason
+    assert summary.folds_per_file == {3: 2} and summary.processes == 2  # forked workers, torch
+    assert species_values(pd.read_csv(tmp_path / "s.csv")).std() > 0
+
+
+def test_without_onnxruntime_the_default_engine_is_torch(models, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if the install cell failed
+    test = soundscapes(tmp_path / "test", [10.0])
+    summary = run_inference(models, test, tmp_path / "s.csv", RUN)
+    assert summary.engine == "torch" and "not installed" in summary.engine_reason
+    assert_valid_submission(tmp_path / "s.csv", 1, 2)
 
 
 def test_zero_budget_still_writes_complete_submission(models, tmp_path):
@@ -388,8 +459,11 @@ def test_built_inference_notebook_runs(models, tmp_path):
         "BIRDCLEF_CONFIG": json.dumps({"infer_processes": 2}),
         "PYTHONPATH": "",
     }
-    execute(cells, tmp_path, env)
+    ran = execute(cells, tmp_path, env)
+    printed = "".join(o.get("text", "") for c in ran.cells for o in c.get("outputs", []))
+    assert "engine: onnxruntime 1.32.0 (already installed)\n" in printed  # the host has it
     sub = pd.read_csv(tmp_path / "working" / "submission.csv")
     assert len(sub) == 2 + 3 + 120 and list(sub.columns) == ["row_id", *CLASSES]
     summary = json.loads((tmp_path / "working" / "inference_summary.json").read_text())
     assert summary["start_method"] == "fork" and summary["folds_per_file"] == {"3": 3}
+    assert summary["engine"] == "onnxruntime" and summary["onnxruntime_wheel"] is None
