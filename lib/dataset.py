@@ -54,8 +54,9 @@ NPY_HEADER_BYTES = 128
 SKIPPED_COLUMNS = ("path", "source", "reason")
 WARNED_FILES_PER_PROCESS = 3  # then one line pointing at the list; a bad source stays readable
 SILENT_PROBE_CROPS = 4  # crops spread over a recording that decide "silent throughout"
-HAS_SOUND, SILENT_FILE = 1, 2  # ClipDataset's shared verdicts (0: not judged yet)
+HAS_SOUND, SILENT_FILE, JUDGING = 1, 2, 3  # ClipDataset's shared verdicts (0: not judged)
 CUT_TOLERANCE = 0.01  # seconds a whole decode may fall short of its header without a cut
+CUT_USABLE_SECONDS = 1.0  # a cut file with less audio than this is skipped, not trained on
 
 
 def size_text(nbytes: float) -> str:
@@ -404,9 +405,12 @@ class ClipDataset(Dataset):
         # Shared memory: set_epoch in the main process reaches persistent worker copies, and
         # what one worker learns about a file reaches the others.
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
-        self._decoded = torch.full((len(self.paths),), np.nan, dtype=torch.float64)
-        self._decoded.share_memory_()  # a cut file's real length in seconds; NaN: not cut
-        self._silence = torch.zeros(len(self.paths), dtype=torch.int8).share_memory_()
+        # Per file (rows may repeat a file): a cut file's real length in seconds (NaN: not
+        # cut), and the silence verdict (0: not judged yet, HAS_SOUND, SILENT_FILE).
+        files, self._file = np.unique(self.paths, return_inverse=True)
+        self._decoded = torch.full((len(files),), np.nan, dtype=torch.float64).share_memory_()
+        self._silence = torch.zeros(len(files), dtype=torch.int8).share_memory_()
+        self._judging = _fork_context().Lock()  # one worker claims a file's silence verdict
         self._listed: set[str] = set()  # files listed as skipped by this process
         self._noted: set[str] = set()  # (kind, file) warned about by this process
         self._warned = 0
@@ -419,10 +423,10 @@ class ClipDataset(Dataset):
         for row, path in enumerate(self.paths.tolist()):
             decoded = known.get((path, DECODED_SECONDS))
             if decoded is not None:
-                self._decoded[row] = decoded
+                self._decoded[self._file[row]] = decoded
             silent = known.get((path, SILENT))
             if silent is not None:
-                self._silence[row] = SILENT_FILE if silent else HAS_SOUND
+                self._silence[self._file[row]] = SILENT_FILE if silent else HAS_SOUND
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -448,7 +452,7 @@ class ClipDataset(Dataset):
 
     def decoded_seconds(self, index: int) -> float | None:
         """The real length of a file found cut (shorter than its header says), else None."""
-        seconds = float(self._decoded[index])
+        seconds = float(self._decoded[self._file[index]])
         return seconds if np.isfinite(seconds) else None
 
     def _samples(self, seconds: float) -> int:
@@ -493,12 +497,14 @@ class ClipDataset(Dataset):
         """Keep a cut file's real length for every worker, fold and session; warn once."""
         if self.decoded_seconds(index) == seconds:
             return
-        self._decoded[index] = seconds
+        self._decoded[self._file[index]] = seconds
         path = str(self.paths[index])
         where = "nowhere (findings=None)"
         if self.findings is not None:
             self.findings.append(path, DECODED_SECONDS, seconds)
             where = str(self.findings.path)
+        if seconds < CUT_USABLE_SECONDS:
+            return  # skipped and listed: see _cut_unusable
         self._warn(
             f"cut {path}",
             f"{path}: the header says {self.duration(index):.1f} s but the audio ends at "
@@ -512,11 +518,17 @@ class ClipDataset(Dataset):
         only asked when a crop is silent, which a real field recording almost never is).
         Decided once per run: the verdict is shared with the other workers and kept in the
         findings."""
-        state = int(self._silence[index])
-        if state:
+        file = self._file[index]
+        with self._judging:
+            state = int(self._silence[file])
+            if state == 0:
+                self._silence[file] = JUDGING  # claimed: this process writes the verdict
+        if state in (HAS_SOUND, SILENT_FILE):
             return state == SILENT_FILE
-        silent = self._probe_silence(index)
-        self._silence[index] = SILENT_FILE if silent else HAS_SOUND
+        silent = self._probe_silence(index)  # another worker judging it meanwhile: the same
+        if state == JUDGING:
+            return silent
+        self._silence[file] = SILENT_FILE if silent else HAS_SOUND
         if self.findings is not None:
             self.findings.append(str(self.paths[index]), SILENT, float(silent))
         return silent
@@ -564,6 +576,16 @@ class ClipDataset(Dataset):
             lists = [str(x.path) for x in (self.skip_log, self.findings) if x is not None]
             warnings.warn(f"more recordings skipped or cut; see {lists}", stacklevel=4)
 
+    def _cut_unusable(self, index: int) -> bool:
+        """A cut file with under CUT_USABLE_SECONDS of audio: listed (once) and skipped."""
+        decoded = self.decoded_seconds(index)
+        if decoded is None or decoded >= CUT_USABLE_SECONDS:
+            return False
+        header = float(self.seconds[index])
+        self.skip(index, f"cut: the header says {header:.1f} s, only {decoded:.2f} s of audio "
+                         f"decode (under {CUT_USABLE_SECONDS:g} s)")  # fmt: skip
+        return True
+
     def clip(self, index: int, rng: np.random.Generator) -> np.ndarray | None:
         """This epoch's clip of `index`, or None if the recording is skipped.
 
@@ -571,16 +593,14 @@ class ClipDataset(Dataset):
         next time, so the outcome depends on the crop alone, never on which worker met the file
         before (a resumed run must equal an uninterrupted one).
         """
-        if int(self._silence[index]) == SILENT_FILE:
+        if int(self._silence[self._file[index]]) == SILENT_FILE or self._cut_unusable(index):
             return None
         try:
             start = self.crop_start(index, rng)
             clip, cut = self.read_crop(index, start)
             if cut is not None:
                 self.learn_length(index, cut)
-                if self._samples(cut) <= 0:
-                    self.skip(index, f"cut: the header says {self.duration(index):.1f} s, "
-                                     "no audio decodes")  # fmt: skip
+                if self._cut_unusable(index):
                     return None
                 again = self._inside(index, start, rng)
                 if again != start:
