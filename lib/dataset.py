@@ -493,9 +493,15 @@ class ClipDataset(Dataset):
         crop = load_crop(path, c.sample_rate, start / c.sample_rate, c.clip_seconds)
         return crop.wave, crop.decoded_seconds
 
+    def _new_cut(self, index: int, seconds: float) -> bool:
+        """Whether `seconds` tells more than the cut length known (a whole decode from the
+        cache and a crop read may differ by a few samples)."""
+        known = self.decoded_seconds(index)
+        return known is None or abs(known - seconds) > CUT_TOLERANCE
+
     def learn_length(self, index: int, seconds: float) -> None:
         """Keep a cut file's real length for every worker, fold and session; warn once."""
-        if self.decoded_seconds(index) == seconds:
+        if not self._new_cut(index, seconds):
             return
         self._decoded[self._file[index]] = seconds
         path = str(self.paths[index])
@@ -544,7 +550,7 @@ class ClipDataset(Dataset):
         starts, k = self.probe_starts(index), 0
         while k < len(starts):
             clip, cut = self.read_crop(index, starts[k])
-            if cut is not None and cut != self.decoded_seconds(index):
+            if cut is not None and self._new_cut(index, cut):
                 self.learn_length(index, cut)
                 starts, k = self.probe_starts(index), 0  # spread again over the real audio
                 continue

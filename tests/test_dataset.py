@@ -574,3 +574,19 @@ def test_silence_is_judged_once_whatever_the_worker_count(tmp_path):
     # worker, row or epoch (the old check decoded the whole file in every worker that met it)
     known = findings.read()
     assert known[(str(quiet), "silent")] == 1.0 and known[(str(late), "silent")] == 0.0
+
+
+def test_a_cut_file_served_from_the_decoded_cache_stays_inside_its_audio(tmp_path):
+    path = cut_file(tmp_path / "cut.mp3", 60.0, 0.4)
+    real = len(load_audio(path)) / SR
+    table = pd.DataFrame({"path": [str(path)], "primary_label": ["aaa"], "seconds": [60.0]})
+    data = ClipDataset(table, ["aaa"], CONFIG, AudioCache(tmp_path / "c"), True,
+                       findings=findings_for(tmp_path))  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for epoch in range(20):
+            data.set_epoch(epoch)
+            wave, target = data[0]
+            assert np.abs(wave[-SR // 10 :].numpy()).max() > 0.1 and target.tolist() == [1.0]
+    assert data.decoded_seconds(0) == pytest.approx(real, abs=1e-3)
+    assert sum("the audio ends at" in str(w.message) for w in caught) == 1
