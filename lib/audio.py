@@ -74,33 +74,52 @@ def load_audio(
     0.6 ms extra at the median recording).
 
     With `duration` the result has exactly `round(duration * sample_rate)` samples, zero-padded
-    past the end of the file; an offset at or beyond the end gives all zeros (a header that
-    overstates the decoded length, e.g. a truncated mp3, must not end a training session). A
-    negative offset or a non-positive duration is a caller's bug: ValueError. The span equals
-    a whole-file decode sliced at `round(offset * sample_rate)` within the per-codec tolerance
-    measured in tests/test_audio.py (<= 3.3e-7; 0 without resampling).
+    past the end of the file; an offset at or beyond the end gives all zeros. A caller that must
+    know whether the zeros are the file's end or a header that overstates the length (a cut
+    download) uses `load_crop`. A negative offset or a non-positive duration is a caller's bug:
+    ValueError. The span equals a whole-file decode sliced at `round(offset * sample_rate)`
+    within the per-codec tolerance measured in tests/test_audio.py (<= 3.3e-7; 0 without
+    resampling).
 
     Raises AudioError naming the file when it is missing, unreadable, corrupt or empty.
     Non-finite samples are replaced by 0 so one bad sample cannot poison a whole window.
     """
-    path = Path(path)
     if offset is None and duration is None:
-        return _load_whole(path, sample_rate)
-    offset = 0.0 if offset is None else float(offset)
+        return _load_whole(Path(path), sample_rate)
+    return load_crop(path, sample_rate, offset or 0.0, duration).wave
+
+
+@dataclass(frozen=True)
+class Crop:
+    """A decoded span, and the file's real length when its audio ended before its header said
+    (an interrupted download: the header promises 180 s, the data end at 70 s)."""
+
+    wave: np.ndarray  # (samples,) float32 mono, zero-padded past the end of the audio
+    decoded_seconds: float | None  # the audio's real length; None: no read came back short
+
+
+def load_crop(path: str | Path, sample_rate: int, offset: float, duration: float | None) -> Crop:
+    """load_audio's span decode, plus what a short read revealed: when the file's data end
+    before the header's length and this read reached that point, `decoded_seconds` is the
+    exact length of the audio that decodes (found by a few probe reads when the span lay wholly
+    past it). Raises AudioError naming the file, ValueError for a negative offset or a
+    non-positive duration."""
+    path = Path(path)
+    offset = float(offset)
     if offset < 0:
         raise ValueError(f"{path}: offset must be >= 0 seconds, got {offset}")
     if duration is not None and not duration > 0:
         raise ValueError(f"{path}: duration must be > 0 seconds, got {duration}")
     try:
         with sf.SoundFile(str(path)) as audio:
-            wave = _read_span(audio, sample_rate, offset, duration)
+            crop = _read_span(audio, sample_rate, offset, duration)
     except AudioError:
         raise
     except Exception as err:  # soundfile raises LibsndfileError, RuntimeError, OSError...
         raise AudioError(f"{path}: cannot decode audio ({err})") from err
-    if wave is None:
+    if crop is None:
         raise AudioError(f"{path}: file holds no audio samples")
-    return wave
+    return crop
 
 
 def _load_whole(path: Path, sample_rate: int) -> np.ndarray:
@@ -174,14 +193,15 @@ MP3_SEEK_PREROLL = 2304
 
 def _read_span(
     audio: sf.SoundFile, sample_rate: int, offset: float, duration: float | None
-) -> np.ndarray | None:
+) -> Crop | None:
     """Decode the span [offset, offset + duration) of an open file at `sample_rate`, mono.
 
     Returns None for a file with no samples. Without resampling: seek and read exactly the
     span. With resampling: read from an input sample where the input and output sample grids
     coincide (a multiple of file_rate / gcd, so the span's output samples fall on the same
     instants as in a whole-file decode), with RESAMPLE_MARGIN_SECONDS more on each side, then
-    drop the margin from the resampled span.
+    drop the margin from the resampled span. A read that returns fewer frames than the header
+    promised marks the file as cut: its real length goes into the Crop.
     """
     file_rate, total = audio.samplerate, audio.frames
     if total <= 0:
@@ -203,20 +223,47 @@ def _read_span(
         last = min(int(np.ceil((out_start + out_count) * file_rate / sample_rate)) + margin, total)
         skip = out_start - first * sample_rate // file_rate  # output samples before the span
     if first >= last:
-        return out  # the span starts at or past the end of the file
+        return Crop(out, None)  # the span starts at or past the end of the file
     seek_to = first
     if audio.format == "MP3":
         seek_to = max(first - MP3_SEEK_PREROLL, 0)
     if (audio.format, audio.subtype) == ("OGG", "VORBIS"):
         seek_to = min(first, _ogg_safe_seek_limit(audio.name, total))
     audio.seek(seek_to)
-    wave = audio.read(last - seek_to, dtype="float32", always_2d=True)[first - seek_to :]
-    wave = _finite(_to_mono(wave))
-    if file_rate != sample_rate:
+    raw = audio.read(last - seek_to, dtype="float32", always_2d=True)
+    decoded = None
+    if len(raw) < last - seek_to:  # the data end before the header's length: a cut file
+        end = seek_to + len(raw) if len(raw) else _decodable_frames(audio, seek_to)
+        decoded = end / file_rate
+    wave = _finite(_to_mono(raw[first - seek_to :]))
+    if file_rate != sample_rate and len(wave):
         wave = soxr.resample(wave, file_rate, sample_rate, quality="HQ")
     wave = wave[skip : skip + out_count]
     out[: len(wave)] = wave
-    return out
+    return Crop(out, decoded)
+
+
+_END_PROBE_FRAMES = 4096
+
+
+def _decodable_frames(audio: sf.SoundFile, below: int) -> int:
+    """How many frames of a cut file decode, knowing none do from frame `below` on: a binary
+    search by short reads (~12 reads for 3 minutes at 44.1 kHz; an mp3 seek parses frame
+    headers from the start, so ~0.1 s once per cut file)."""
+    lo, hi = 0, below  # frames before lo decode; none from hi on
+    while True:
+        at = lo if hi - lo <= _END_PROBE_FRAMES else (lo + hi) // 2
+        try:
+            audio.seek(at)
+            got = len(audio.read(_END_PROBE_FRAMES, dtype="float32", always_2d=True))
+        except Exception:  # a seek past the data may fail instead of reading nothing
+            got = 0
+        if at == lo or 0 < got < _END_PROBE_FRAMES:
+            return at + got
+        if got == 0:
+            hi = at
+        else:
+            lo = at + got
 
 
 def write_audio(path: str | Path, wave: np.ndarray, sample_rate: int = 32000) -> None:

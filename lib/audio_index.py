@@ -129,3 +129,63 @@ def load_or_build_index(
     merged["seconds"] = merged["seconds"].astype(np.float64)
     merged["error"] = merged["error"].fillna("").astype(object)
     return merged[INDEX_COLUMNS].reset_index(drop=True)
+
+
+# --- what the loader learns about files that their headers do not say ---------------------------
+
+FINDING_COLUMNS = ("path", "size", "mtime_ns", "finding", "value")
+DECODED_SECONDS = "decoded_seconds"  # a cut file: the length that really decodes
+SILENT = "silent"  # 1.0: the whole recording is below config.silent_peak; 0.0: it is not
+
+
+class LoaderFindings:
+    """Facts about files learned while training, kept beside durations.csv so that every loader
+    worker, every later fold and a resumed session know them without decoding again.
+
+    Rows (path, size, mtime_ns, finding, value) are appended by whichever process learns one
+    (one O_APPEND write per row, safe across workers and DDP ranks); `read` keeps the last row
+    per (path, finding) whose size and modification time still match the file, so a replaced
+    recording is judged again.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def append(self, path: str, finding: str, value: float) -> None:
+        try:
+            stat = os.stat(path)
+            size, mtime = stat.st_size, stat.st_mtime_ns
+        except OSError:
+            return  # a file gone since: nothing worth keeping
+        header = "" if self.path.is_file() else ",".join(FINDING_COLUMNS) + "\n"
+        row = pd.DataFrame([[path, size, mtime, finding, float(value)]]).to_csv(
+            index=False, header=False
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (header + row).encode())
+        finally:
+            os.close(fd)
+
+    def read(self) -> dict[tuple[str, str], float]:
+        """{(path, finding): value} of the rows that still describe their file."""
+        if not self.path.is_file():
+            return {}
+        try:
+            rows = pd.read_csv(self.path, dtype=str, keep_default_na=False)
+        except (ValueError, OSError, pd.errors.ParserError):
+            return {}  # a damaged list costs a few probes again, never the run
+        if list(rows.columns) != list(FINDING_COLUMNS):
+            return {}
+        numbers = rows[["size", "mtime_ns", "value"]].apply(pd.to_numeric, errors="coerce")
+        rows = rows[numbers.notna().all(axis=1)]  # drops a header written twice by a race
+        rows = rows.astype({"size": np.int64, "mtime_ns": np.int64, "value": np.float64})
+        rows = rows.drop_duplicates(["path", "finding"], keep="last")
+        sizes, mtimes = _file_keys(rows["path"].tolist())
+        same = (rows["size"].to_numpy() == sizes) & (rows["mtime_ns"].to_numpy() == mtimes)
+        kept = rows[same]
+        return {
+            (str(p), str(f)): float(v)
+            for p, f, v in zip(kept["path"], kept["finding"], kept["value"], strict=True)
+        }

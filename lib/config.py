@@ -66,6 +66,7 @@ class Config:
     # uncounted warm-up training steps that time the device (0: the device is not timed).
     plan_loader_seconds: float = 5.0
     plan_warmup_steps: int = 20
+    plan_header_files: int = 200  # headers timed to project the header pass (0: not timed)
 
     # --- loss ----------------------------------------------------------------------------
     label_smoothing: float = 0.1

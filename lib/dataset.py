@@ -12,10 +12,15 @@ Randomness is per item, seeded from (config.seed, epoch, index): the crop and au
 an item do not depend on which worker, how many workers or which DDP rank loads it, so a run is
 reproducible whatever num_workers is, and a resumed run replays the same epochs.
 
-A recording that cannot be decoded, or whose whole decoded audio is silent, is skipped at first
-use: a silent clip with an all-zero target in training (a true "no species here"), a silent clip
-with its target in validation (the scored truth does not change mid-run); it is listed in the
-run's skipped_files.csv (SkipLog) and warned about, and the epoch goes on.
+A recording that cannot be decoded, whose whole audio is silent, or whose data end before any
+audio (a cut download) is skipped at first use: a silent clip with an all-zero target in
+training (a true "no species here"), a silent clip with its target in validation (the scored
+truth does not change mid-run); it is listed in the run's skipped_files.csv (SkipLog) and warned
+about, and the epoch goes on. A file whose header promises more audio than its data hold (an
+interrupted download: 180 s promised, 70 s there) is found at the first read that comes back
+short: its real length is shared with every worker and kept in the run folder
+(lib.audio_index.LoaderFindings), and crops are drawn inside it, never in zeros past its end.
+Whether a file is silent throughout is judged on a few crops (SILENT_PROBE_CROPS), once per run.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 from tqdm.auto import tqdm
 
 from lib.atomic import AtomicTarget
-from lib.audio import AudioError, audio_info, crop_or_pad, load_audio
+from lib.audio import AudioError, audio_info, crop_or_pad, load_audio, load_crop
+from lib.audio_index import DECODED_SECONDS, SILENT, LoaderFindings
 from lib.config import Config
 from lib.sources import parse_label_list
 
@@ -47,6 +53,10 @@ GB = 1e9
 NPY_HEADER_BYTES = 128
 SKIPPED_COLUMNS = ("path", "source", "reason")
 WARNED_FILES_PER_PROCESS = 3  # then one line pointing at the list; a bad source stays readable
+SILENT_PROBE_CROPS = 4  # crops spread over a recording that decide "silent throughout"
+HAS_SOUND, SILENT_FILE, JUDGING = 1, 2, 3  # ClipDataset's shared verdicts (0: not judged)
+CUT_TOLERANCE = 0.01  # seconds a whole decode may fall short of its header without a cut
+CUT_USABLE_SECONDS = 1.0  # a cut file with less audio than this is skipped, not trained on
 
 
 def size_text(nbytes: float) -> str:
@@ -363,6 +373,12 @@ class ClipDataset(Dataset):
     them. Durations come from the table's `seconds` column (the header pass), else from the
     file's header at first use. A bad file never raises mid-epoch (see the module docstring);
     `skip_log` (SkipLog or None) lists it.
+
+    What the headers cannot say is learned on the way and shared: a cut file's real length (a
+    read that came back short) and whether a recording is silent throughout. Both live in
+    shared memory (every loader worker of this dataset sees them at once) and in `findings`
+    (lib.audio_index.LoaderFindings, the run folder's loader_findings.csv: later folds and
+    resumed sessions start with them).
     """
 
     def __init__(
@@ -374,22 +390,43 @@ class ClipDataset(Dataset):
         train: bool = True,
         augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
         skip_log: SkipLog | None = None,
+        findings: LoaderFindings | None = None,
     ):
         # Numpy arrays, not lists: forked workers would copy a list's pages by touching each
         # str's refcount (PyTorch's "memory leak" with many workers).
         self.paths = np.asarray(table["path"].astype(str).to_numpy(), dtype=str)
         seconds = table["seconds"] if "seconds" in table.columns else np.full(len(table), np.nan)
-        self.seconds = np.asarray(pd.to_numeric(pd.Series(seconds)), dtype=np.float64)
+        self.seconds = np.array(pd.to_numeric(pd.Series(seconds)), dtype=np.float64)
         sources = table["source"].astype(str) if "source" in table.columns else [""] * len(table)
         self.sources = np.asarray(sources, dtype=str)
         self.targets = make_targets(table, classes, config)  # (rows, classes)
         self.config, self.cache, self.train, self.augment = config, cache, train, augment
-        self.skip_log = skip_log
-        # Shared memory: set_epoch in the main process reaches persistent worker copies.
+        self.skip_log, self.findings = skip_log, findings
+        # Shared memory: set_epoch in the main process reaches persistent worker copies, and
+        # what one worker learns about a file reaches the others.
         self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
-        self._bad: set[str] = set()  # listed and warned about by this process
-        self._loud: set[str] = set()  # checked whole: not silent
-        self._silent: set[str] = set()  # checked whole: silent
+        # Per file (rows may repeat a file): a cut file's real length in seconds (NaN: not
+        # cut), and the silence verdict (0: not judged yet, HAS_SOUND, SILENT_FILE).
+        files, self._file = np.unique(self.paths, return_inverse=True)
+        self._decoded = torch.full((len(files),), np.nan, dtype=torch.float64).share_memory_()
+        self._silence = torch.zeros(len(files), dtype=torch.int8).share_memory_()
+        self._judging = _fork_context().Lock()  # one worker claims a file's silence verdict
+        self._listed: set[str] = set()  # files listed as skipped by this process
+        self._noted: set[str] = set()  # (kind, file) warned about by this process
+        self._warned = 0
+        self._apply_findings()
+
+    def _apply_findings(self) -> None:
+        known = self.findings.read() if self.findings is not None else {}
+        if not known:
+            return
+        for row, path in enumerate(self.paths.tolist()):
+            decoded = known.get((path, DECODED_SECONDS))
+            if decoded is not None:
+                self._decoded[self._file[row]] = decoded
+            silent = known.get((path, SILENT))
+            if silent is not None:
+                self._silence[self._file[row]] = SILENT_FILE if silent else HAS_SOUND
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -406,70 +443,174 @@ class ClipDataset(Dataset):
         return np.random.default_rng([self.config.seed, self.epoch, int(index)])
 
     def duration(self, index: int) -> float:
-        """Seconds of recording `index`: the table's, else its header's; raises AudioError."""
+        """Seconds of recording `index` by its header: the table's, else read once (per
+        process) from the file; raises AudioError."""
         seconds = float(self.seconds[index])
-        if np.isfinite(seconds):
-            return seconds
-        return audio_info(str(self.paths[index])).seconds
+        if not np.isfinite(seconds):
+            seconds = self.seconds[index] = audio_info(str(self.paths[index])).seconds
+        return seconds
 
-    def crop_start(self, index: int, rng: np.random.Generator) -> int:
-        """First sample (at config.sample_rate) of this epoch's crop; 0 in validation and for
-        recordings no longer than a clip. Draws from `rng` only when there is a choice."""
-        if not self.train:
-            return 0
-        samples = int(self.duration(index) * self.config.sample_rate)
+    def decoded_seconds(self, index: int) -> float | None:
+        """The real length of a file found cut (shorter than its header says), else None."""
+        seconds = float(self._decoded[self._file[index]])
+        return seconds if np.isfinite(seconds) else None
+
+    def _samples(self, seconds: float) -> int:
+        return int(seconds * self.config.sample_rate)
+
+    def _draw(self, rng: np.random.Generator, samples: int) -> int:
         size = self.config.clip_samples
         return int(rng.integers(0, samples - size + 1)) if samples > size else 0
 
-    def read_clip(self, index: int, start: int) -> np.ndarray:
-        """clip_samples float32 from sample `start`, zero-padded; raises AudioError."""
+    def crop_start(self, index: int, rng: np.random.Generator) -> int:
+        """First sample (at config.sample_rate) of this epoch's crop; 0 in validation and for
+        recordings no longer than a clip. Drawn over the header's length, then (a cut file)
+        drawn again inside the audio when it reaches past it: the same draws whether the cut
+        was known beforehand or found by this crop's read (see `clip`), so a run does not
+        depend on which worker found it first."""
+        if not self.train:
+            return 0
+        return self._inside(index, self._draw(rng, self._samples(self.duration(index))), rng)
+
+    def _inside(self, index: int, start: int, rng: np.random.Generator) -> int:
+        decoded = self.decoded_seconds(index)
+        if not self.train or decoded is None:
+            return start
+        real = self._samples(decoded)
+        return self._draw(rng, real) if start + self.config.clip_samples > real else start
+
+    def read_crop(self, index: int, start: int) -> tuple[np.ndarray, float | None]:
+        """clip_samples float32 from sample `start` (zero-padded past the audio), and the
+        file's real length when this read found it cut (else None); raises AudioError."""
         c, path = self.config, str(self.paths[index])
         if self.cache is not None:
             seconds = float(self.seconds[index])
             wave = self.cache.get(path, seconds if np.isfinite(seconds) else None)
             if wave is not None:
-                return np.array(crop_or_pad(wave[start:], c.clip_samples), dtype=np.float32)
-        return load_audio(
-            path, c.sample_rate, offset=start / c.sample_rate, duration=c.clip_seconds
+                clip = np.array(crop_or_pad(wave[start:], c.clip_samples), dtype=np.float32)
+                cut = np.isfinite(seconds) and len(wave) < self._samples(seconds - CUT_TOLERANCE)
+                return clip, len(wave) / c.sample_rate if cut else None
+        crop = load_crop(path, c.sample_rate, start / c.sample_rate, c.clip_seconds)
+        return crop.wave, crop.decoded_seconds
+
+    def _new_cut(self, index: int, seconds: float) -> bool:
+        """Whether `seconds` tells more than the cut length known (a whole decode from the
+        cache and a crop read may differ by a few samples)."""
+        known = self.decoded_seconds(index)
+        return known is None or abs(known - seconds) > CUT_TOLERANCE
+
+    def learn_length(self, index: int, seconds: float) -> None:
+        """Keep a cut file's real length for every worker, fold and session; warn once."""
+        if not self._new_cut(index, seconds):
+            return
+        self._decoded[self._file[index]] = seconds
+        path = str(self.paths[index])
+        where = "nowhere (findings=None)"
+        if self.findings is not None:
+            self.findings.append(path, DECODED_SECONDS, seconds)
+            where = str(self.findings.path)
+        if seconds < CUT_USABLE_SECONDS:
+            return  # skipped and listed: see _cut_unusable
+        self._warn(
+            f"cut {path}",
+            f"{path}: the header says {self.duration(index):.1f} s but the audio ends at "
+            f"{seconds:.1f} s (a cut download?); crops are drawn inside the audio; noted in "
+            f"{where}",
         )
 
     def is_silent_file(self, index: int) -> bool:
-        """Whether the whole recording is below config.silent_peak (decoded once; only asked
-        when a crop is silent, which a real field recording almost never is)."""
-        path = str(self.paths[index])
-        if path in self._loud or path in self._silent:
-            return path in self._silent
-        wave = load_audio(path, self.config.sample_rate)
-        silent = not len(wave) or float(np.max(np.abs(wave))) < self.config.silent_peak
-        (self._silent if silent else self._loud).add(path)
+        """Whether the whole recording is below config.silent_peak, judged on
+        SILENT_PROBE_CROPS crops spread over its audio (a bounded cost, whatever its length;
+        only asked when a crop is silent, which a real field recording almost never is).
+        Decided once per run: the verdict is shared with the other workers and kept in the
+        findings."""
+        file = self._file[index]
+        with self._judging:
+            state = int(self._silence[file])
+            if state == 0:
+                self._silence[file] = JUDGING  # claimed: this process writes the verdict
+        if state in (HAS_SOUND, SILENT_FILE):
+            return state == SILENT_FILE
+        silent = self._probe_silence(index)  # another worker judging it meanwhile: the same
+        if state == JUDGING:
+            return silent
+        self._silence[file] = SILENT_FILE if silent else HAS_SOUND
+        if self.findings is not None:
+            self.findings.append(str(self.paths[index]), SILENT, float(silent))
         return silent
+
+    def probe_starts(self, index: int) -> list[int]:
+        """Where the silence probes start: SILENT_PROBE_CROPS crops evenly over the audio."""
+        seconds = self.decoded_seconds(index)
+        seconds = self.duration(index) if seconds is None else seconds
+        last = max(self._samples(seconds) - self.config.clip_samples, 0)
+        return np.unique(np.linspace(0, last, SILENT_PROBE_CROPS).round().astype(int)).tolist()
+
+    def _probe_silence(self, index: int) -> bool:
+        starts, k = self.probe_starts(index), 0
+        while k < len(starts):
+            clip, cut = self.read_crop(index, starts[k])
+            if cut is not None and self._new_cut(index, cut):
+                self.learn_length(index, cut)
+                starts, k = self.probe_starts(index), 0  # spread again over the real audio
+                continue
+            if float(np.max(np.abs(clip))) >= self.config.silent_peak:
+                return False
+            k += 1
+        return True
 
     def skip(self, index: int, reason: str) -> None:
         """Record a bad recording once per process: list it and warn (a few times, then once)."""
         path = str(self.paths[index])
-        if path in self._bad:
+        if path in self._listed:
             return
-        self._bad.add(path)
+        self._listed.add(path)
         where = self.skip_log.path if self.skip_log is not None else "no list (skip_log=None)"
         if self.skip_log is not None:
             self.skip_log.append(path, str(self.sources[index]), reason)
-        if len(self._bad) <= WARNED_FILES_PER_PROCESS:
-            message = f"{path}: {reason}; skipped (a silent clip), listed in {where}"
-            warnings.warn(message, stacklevel=3)
-        elif len(self._bad) == WARNED_FILES_PER_PROCESS + 1:
-            warnings.warn(f"more recordings skipped; all are listed in {where}", stacklevel=3)
+        self._warn(f"skip {path}", f"{path}: {reason}; skipped (a silent clip), listed in {where}")
+
+    def _warn(self, key: str, message: str) -> None:
+        """Warn once per process per `key`; past WARNED_FILES_PER_PROCESS, one last line."""
+        if key in self._noted:
+            return
+        self._noted.add(key)
+        self._warned += 1
+        if self._warned <= WARNED_FILES_PER_PROCESS:
+            warnings.warn(message, stacklevel=4)
+        elif self._warned == WARNED_FILES_PER_PROCESS + 1:
+            lists = [str(x.path) for x in (self.skip_log, self.findings) if x is not None]
+            warnings.warn(f"more recordings skipped or cut; see {lists}", stacklevel=4)
+
+    def _cut_unusable(self, index: int) -> bool:
+        """A cut file with under CUT_USABLE_SECONDS of audio: listed (once) and skipped."""
+        decoded = self.decoded_seconds(index)
+        if decoded is None or decoded >= CUT_USABLE_SECONDS:
+            return False
+        header = float(self.seconds[index])
+        self.skip(index, f"cut: the header says {header:.1f} s, only {decoded:.2f} s of audio "
+                         f"decode (under {CUT_USABLE_SECONDS:g} s)")  # fmt: skip
+        return True
 
     def clip(self, index: int, rng: np.random.Generator) -> np.ndarray | None:
         """This epoch's clip of `index`, or None if the recording is skipped.
 
-        A silent recording is known once checked; a read that fails is tried again next time,
-        so the outcome depends on the crop alone, never on which worker met the file before
-        (a resumed run must equal an uninterrupted one).
+        A silent or fully cut recording is known once checked; a read that fails is tried again
+        next time, so the outcome depends on the crop alone, never on which worker met the file
+        before (a resumed run must equal an uninterrupted one).
         """
-        if str(self.paths[index]) in self._silent:
+        if int(self._silence[self._file[index]]) == SILENT_FILE or self._cut_unusable(index):
             return None
         try:
-            clip = self.read_clip(index, self.crop_start(index, rng))
+            start = self.crop_start(index, rng)
+            clip, cut = self.read_crop(index, start)
+            if cut is not None:
+                self.learn_length(index, cut)
+                if self._cut_unusable(index):
+                    return None
+                again = self._inside(index, start, rng)
+                if again != start:
+                    clip, _ = self.read_crop(index, again)
             if float(np.max(np.abs(clip))) < self.config.silent_peak and self.is_silent_file(index):
                 self.skip(index, f"silent (peak below silent_peak {self.config.silent_peak:g})")
                 return None

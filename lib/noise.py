@@ -67,10 +67,11 @@ class NoiseBank:
         """One line for the notebook: what background noise training will use, or that none."""
         notes = "".join(f"\n  note: {n}" for n in self.notes)
         if not self.segments:
+            what = "no usable" if self.notes else "no"
             return (
-                "no background noise source attached: background noise is off. The recipe marks "
-                "it [Important]; attach the birdclef-2021 competition (its nocall soundscape "
-                "windows) or a dataset of noise recordings (NOISE_DATASET)" + notes
+                f"{what} background noise source attached: background noise is off. The recipe "
+                "marks it [Important]; attach the birdclef-2021 competition (its nocall "
+                "soundscape windows) or a dataset of noise recordings (NOISE_DATASET)" + notes
             )
         parts = ", ".join(f"{name} {count}" for name, count in self.sources.items())
         return (
@@ -222,14 +223,37 @@ def find_noise_bank(
     segment_seconds: float = 5.0,
 ) -> NoiseBank:
     """The notebook's bank: 2021's nocall windows (from each given birdclef-2021 folder that
-    has the soundscapes; one without them is noted, not an error: a copy may hold only the
-    short recordings) plus every noise folder. Print `.summary()`; empty means no noise."""
+    has both the labels table and the soundscapes; one that lacks either is noted with what is
+    attached and what is missing, not an error: a copy may hold only the short recordings)
+    plus every noise folder. Print `.summary()`; empty means no noise."""
     banks = []
     for comp in comp_2021_dirs:
-        if (Path(comp) / SOUNDSCAPE_LABELS).is_file():
-            banks.append(noise_bank_from_2021(comp))
+        missing = missing_2021_parts(comp)
+        if missing:
+            banks.append(NoiseBank(notes=(missing,)))
         else:
-            note = f"birdclef-2021 at {comp} has no {SOUNDSCAPE_LABELS}: no soundscape noise"
-            banks.append(NoiseBank(notes=(note,)))
+            banks.append(noise_bank_from_2021(comp))
     banks += [noise_bank_from_folder(d, segment_seconds) for d in noise_dirs]
     return combine_banks(*banks)
+
+
+def missing_2021_parts(comp_2021_dir: str | Path) -> str:
+    """'' when a birdclef-2021 folder holds what the noise bank needs, else a note saying what
+    is attached there and what is missing."""
+    comp = Path(comp_2021_dir)
+    labels, audio = comp / SOUNDSCAPE_LABELS, comp / SOUNDSCAPE_DIR
+    if labels.is_file() and audio.is_dir():
+        return ""
+    if audio.is_dir():
+        count = sum(1 for p in audio.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES)
+        state = f"{SOUNDSCAPE_DIR}/ ({count} files) is there but {SOUNDSCAPE_LABELS} is missing"
+    elif labels.is_file():
+        state = f"{SOUNDSCAPE_LABELS} is there but {SOUNDSCAPE_DIR}/ is missing"
+    else:
+        held = sorted(p.name for p in comp.iterdir()) if comp.is_dir() else []
+        shown = ", ".join(held[:4]) + (", ..." if len(held) > 4 else "") or "nothing"
+        state = f"neither {SOUNDSCAPE_LABELS} nor {SOUNDSCAPE_DIR}/ is there (it holds {shown})"
+    return (
+        f"birdclef-2021 attached at {comp}, but {state}: no nocall soundscape windows from it "
+        "(a copy with only the short recordings? attach the birdclef-2021 competition itself)"
+    )

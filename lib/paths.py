@@ -125,22 +125,45 @@ def find_dataset(
     )
 
 
+class AmbiguousInputError(ValueError):
+    """Several attached inputs fit and picking one silently could be wrong; the message names
+    every candidate and the setting that picks one."""
+
+
+def _pick_name(path: Path, root: Path) -> str:
+    """How a setting names this copy: 'owner/slug' under <input>/notebooks, else its path."""
+    parts = path.relative_to(root).parts if path.is_relative_to(root) else ()
+    if len(parts) == 3 and parts[0] == "notebooks":
+        return f"{parts[1]}/{parts[2]}"
+    return str(path)
+
+
 def find_notebook_output(
     slug: str,
     input_root: str | Path | None = None,
     owner: str | None = None,
     required: str | None = None,
+    setting: str | None = None,
 ) -> Path:
     """The folder where an attached notebook's output is mounted.
 
     Kaggle has mounted a notebook's output at `<input>/notebooks/<owner>/<slug>/` (current
     images) and at `<input>/<slug>/` (older ones); both are tried, `owner`'s first when given,
-    then any folder named `slug` up to _SEARCH_DEPTH deep. A candidate counts only if it holds
-    `required` (a name or glob, e.g. "runs") when given. Several candidates from different
-    owners are ambiguous: ValueError (resuming someone else's run would be silently wrong).
+    then any folder named `slug` up to _SEARCH_DEPTH deep. `slug` may also be 'owner/slug' or
+    an absolute folder, which picks that copy. A candidate counts only if it holds `required`
+    (a name or glob, e.g. "runs") when given. Several candidates are ambiguous:
+    AmbiguousInputError naming each and `setting` (the caller's variable that picks one, e.g.
+    the notebook's RESUME_FROM): resuming someone else's run would be silently wrong.
     FileNotFoundError names every path tried and the fix.
     """
     root = _resolve_input_root(input_root)
+    if Path(slug).is_absolute():
+        if _dir_holds(Path(slug), required):
+            return Path(slug)
+        raise _input_not_found(f"notebook output {slug}", [Path(slug)], "set the folder of "
+                               f"an attached notebook output holding '{required}'")  # fmt: skip
+    if "/" in slug:
+        owner, slug = slug.split("/", 1)
     owners = [root / "notebooks" / owner / slug] if owner else []
     tried = [*owners, root / "notebooks" / "*" / slug, root / slug]
     direct = [*owners, *sorted(root.glob(f"notebooks/*/{slug}")), root / slug]
@@ -155,10 +178,13 @@ def find_notebook_output(
     if len(held) == 1:
         return held[0]
     if held:
-        listing = ", ".join(str(path) for path in held)
-        raise ValueError(
-            f"notebook output '{slug}': several attached copies: {listing}. Fix: detach all but "
-            "the one to use (Add Input > Your Work), or pass the owner."
+        listing = "\n".join(f"  - {path}" for path in held)
+        names = " or ".join(repr(_pick_name(path, root)) for path in held)
+        pick = f"set {setting} = {names}" if setting else f"pass {names} as the slug"
+        raise AmbiguousInputError(
+            f"notebook output '{slug}': {len(held)} attached copies hold "
+            f"'{required or slug}':\n{listing}\nFix: detach all but the one to use (Add Input), "
+            f"or {pick}."
         )
     wanted = f" holding '{required}'" if required else ""
     raise _input_not_found(

@@ -9,10 +9,14 @@ is the bottleneck. Kept free of measurement so its sums can be checked by hand (
 Model of an epoch: with loader workers (num_workers > 0) decoding overlaps the device, so an
 epoch runs at the slower of the two rates; without workers the main process does both in turn,
 so their times add. The loader's rate is per core times the cores that feed it
-(min(workers x processes, CPU cores)); several GPUs are assumed to scale linearly (DDP's
-all-reduce is not measured). Validation clips are decoded at the training loader's rate (a
-conservative bound: they skip augmentation). Sessions are packed like lib.train_folds's deadline:
-an epoch starts only if it ends before the session's budget.
+(min(workers x processes, CPU cores)). Several GPUs are assumed to scale linearly unless a
+speed-up was measured (`multi_gpu_speedup`), and the text says which. Each stage starts with the
+header pass over its recordings (lib.train_data: one header read per file, ~0.3-0.56 ms per
+file on a local disk, so ~1 minute per 150k files; timed on the stage's first files when
+`header_ms_per_file` is given), which the projected hours and sessions count. Validation clips
+are decoded at the training loader's rate (a conservative bound: they skip augmentation).
+Sessions are packed like lib.train_folds's deadline: an epoch starts only if it ends before the
+session's budget.
 """
 
 from __future__ import annotations
@@ -65,19 +69,33 @@ class TrainingPlan:
     export_minutes: float = 10.0  # ONNX export + parity check of every fold (estimate)
     device_name: str = "device"
     notes: tuple[str, ...] = field(default_factory=tuple)
+    header_ms_per_file: float | None = None  # one header read, one thread (None: not timed)
+    header_files_timed: int = 0  # how many files that was timed on
+    multi_gpu_speedup: float | None = None  # measured pace of `processes` GPUs over one
 
     # --- arithmetic -----------------------------------------------------------------------------
+    @property
+    def gpu_speedup(self) -> float:
+        """Pace of all processes over one: measured, else assumed linear (= processes)."""
+        return self.multi_gpu_speedup if self.multi_gpu_speedup else float(self.processes)
+
     @property
     def device_train_clips_per_s(self) -> float | None:
         if self.train_steps_per_s is None:
             return None
-        return self.train_steps_per_s * self.batch_size * self.processes
+        return self.train_steps_per_s * self.batch_size * self.gpu_speedup
 
     @property
     def device_valid_clips_per_s(self) -> float | None:
         if self.valid_clips_per_s is None:
             return None
-        return self.valid_clips_per_s * self.processes
+        return self.valid_clips_per_s * self.gpu_speedup
+
+    def header_seconds(self, stage: StageFigures) -> float:
+        """The stage's header pass: one header read per recording (0 when not timed)."""
+        if self.header_ms_per_file is None:
+            return 0.0
+        return stage.recordings * self.header_ms_per_file / 1000.0
 
     def loader_clips_per_s(self, stage: StageFigures, cached: bool = False) -> float | None:
         rate = stage.cached_clips_per_s_per_core if cached else stage.loader_clips_per_s_per_core
@@ -104,8 +122,10 @@ class TrainingPlan:
         return StageTimes(train, valid, bound, idle)
 
     def stage_hours(self, stage: StageFigures, cached: bool = False) -> float:
+        """The header pass, then every epoch of every fold."""
         epochs = stage.epochs * stage.folds
-        return self.stage_times(stage, cached).epoch_seconds * epochs / 3600.0
+        seconds = self.stage_times(stage, cached).epoch_seconds * epochs
+        return (self.header_seconds(stage) + seconds) / 3600.0
 
     def total_hours(self, cached: bool = False) -> float:
         stages = sum(self.stage_hours(s, cached) for s in self.stages)
@@ -123,10 +143,13 @@ class TrainingPlan:
         if any(not math.isfinite(e) or e > budget for e in epochs):
             return None
         count, used = 1, 0.0
-        for seconds in epochs:
-            if used + seconds > budget:  # lib.train_folds stops before an epoch that would end late
-                count, used = count + 1, 0.0
-            used += seconds
+        for stage in self.stages:
+            used += self.header_seconds(stage)  # runs whatever the deadline
+            for _ in range(stage.epochs * stage.folds):
+                seconds = self.stage_times(stage, cached).epoch_seconds
+                if used + seconds > budget:  # lib.train_folds stops before a late epoch
+                    count, used = count + 1, 0.0
+                used += seconds
         if used + self.export_minutes * 60.0 > budget:
             count += 1
         return count
@@ -174,9 +197,33 @@ class TrainingPlan:
             f"{_num(self.total_hours(), 1)} h = "
             f"{sessions if sessions is not None else '?'} session(s) of {self.session_hours:g} h"
         )
+        lines.extend(self._assumptions())
         lines.extend(self._warnings())
         lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
+
+    def _assumptions(self) -> list[str]:
+        """The header pass and the GPU scaling, each said measured or assumed."""
+        files = sum(s.recordings for s in self.stages)
+        if self.header_ms_per_file is None:
+            header = (f"  header pass: {files:,} files, not timed (about 1 min per 150k "
+                      "files on a local disk; slower on a network mount): not in the hours "
+                      "above")  # fmt: skip
+        else:
+            minutes = sum(self.header_seconds(s) for s in self.stages) / 60
+            header = (f"  header pass: {files:,} files x {self.header_ms_per_file:.2f} ms "
+                      f"(timed on {self.header_files_timed} files, one thread) = "
+                      f"{minutes:.1f} min, counted above; a resumed session reads "
+                      "durations.csv instead")  # fmt: skip
+        lines = [header]
+        if self.processes > 1:
+            if self.multi_gpu_speedup:
+                how = f"measured {self.multi_gpu_speedup:.2f}x one GPU"
+            else:
+                how = (f"assumed {float(self.processes):.1f}x one GPU: not measured (DDP's "
+                       "gradient all-reduce and the shared CPUs cost some of it)")  # fmt: skip
+            lines.append(f"  {self.processes} GPUs {how}")
+        return lines
 
     def _warnings(self) -> list[str]:
         out = []

@@ -8,6 +8,7 @@ and Xeno-canto extended name them in `ebird_code`, give secondary labels as
 came from:
 
     path (absolute str) | primary_label | secondary_labels (list[str]) | source | xc_id | rating
+    | root (the attached folder the file lies in: Xeno-canto's A-M and N-Z halves differ)
 
 A missing table, audio folder or column stops with an error that names it and the source (the
 run would be wrong otherwise); files listed but absent on disk are warned about with a count and
@@ -28,7 +29,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-COLUMNS = ["path", "primary_label", "secondary_labels", "source", "xc_id", "rating"]
+COLUMNS = ["path", "primary_label", "secondary_labels", "source", "xc_id", "rating", "root"]
 
 
 @dataclass(frozen=True)
@@ -91,24 +92,25 @@ def _read_table(name: str, fmt: SourceFormat, roots: list[Path]) -> pd.DataFrame
     return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
 
 
-def _index_audio(name: str, fmt: SourceFormat, roots: list[Path]) -> dict[str, str]:
-    """Relative 'label/file' -> absolute path of every audio file under the audio folders.
+def _index_audio(name: str, fmt: SourceFormat, roots: list[Path]) -> dict[str, tuple[str, str]]:
+    """Relative 'label/file' -> (absolute path, its root folder) of every audio file under the
+    audio folders.
 
     One directory walk instead of a stat per row: fast on Kaggle's network-backed inputs.
     """
-    dirs = [r / d for r in roots for d in fmt.audio_dirs if (r / d).is_dir()]
+    dirs = [(r, r / d) for r in roots for d in fmt.audio_dirs if (r / d).is_dir()]
     if not dirs:
         tried = ", ".join(str(r / d) for r in roots for d in fmt.audio_dirs)
         raise FileNotFoundError(f"{name}: no audio folder found (tried {tried})")
-    index: dict[str, str] = {}
-    for audio_dir in dirs:
-        top = os.path.abspath(audio_dir)
+    index: dict[str, tuple[str, str]] = {}
+    for root, audio_dir in dirs:
+        top, root_text = os.path.abspath(audio_dir), os.path.abspath(root)
         for folder, _, files in os.walk(top):
             rel_folder = os.path.relpath(folder, top).replace(os.sep, "/")
             for file in files:
                 if file.lower().endswith(AUDIO_SUFFIXES):
                     rel = file if rel_folder == "." else f"{rel_folder}/{file}"
-                    index.setdefault(rel, os.path.join(folder, file))
+                    index.setdefault(rel, (os.path.join(folder, file), root_text))
     return index
 
 
@@ -188,14 +190,16 @@ def read_source(name: str, root: str | Path | Sequence[str | Path]) -> pd.DataFr
     table, rel = table[once].reset_index(drop=True), np.asarray(rel, dtype=object)[once].tolist()
     labels = table[fmt.label].astype(str).str.strip()
     rating = table["rating"] if "rating" in table.columns else np.nan
+    found = [index.get(r, ("", "")) for r in rel]
     out = pd.DataFrame(
         {
-            "path": [index.get(r, "") for r in rel],
+            "path": [f[0] for f in found],
             "primary_label": labels,
             "secondary_labels": _secondary_labels(table, fmt.label),
             "source": name,
             "xc_id": _xc_ids(table),
             "rating": pd.to_numeric(pd.Series(rating, index=table.index), errors="coerce"),
+            "root": [f[1] for f in found],
         }
     )[COLUMNS]
     missing = out["path"] == ""

@@ -9,6 +9,7 @@ arithmetic lives in lib.plan.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -21,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from lib.audio import AudioError, audio_info
 from lib.augment import SpecAugment, WaveAugment, mixup
 from lib.config import Config
 from lib.dataset import ClipDataset
@@ -97,6 +99,19 @@ def measure_loader(
     per_clip = total / max(count, 1)
     cached = per_clip - decode / max(count, 1) + memmap_crop_seconds(dataset.config)
     return LoaderRate(1.0 / per_clip, decode / max(total, 1e-12), 1.0 / cached, count)
+
+
+def measure_header_ms(paths: list[str]) -> float | None:
+    """Milliseconds per header read over `paths`, one after the other in this thread (the
+    header pass's unit of work; unreadable files included, they are part of the pass). None
+    when there are no paths."""
+    if not paths:
+        return None
+    start = time.perf_counter()
+    for path in paths:
+        with contextlib.suppress(AudioError):
+            audio_info(path)
+    return (time.perf_counter() - start) * 1000.0 / len(paths)
 
 
 def _sync(device: torch.device) -> None:
@@ -204,12 +219,16 @@ def make_training_plan(
 
     `nproc`: training processes (None: one per visible GPU, else 1), as run_training uses.
     The device is timed on cuda:0 (or the CPU) without DDP: several GPUs are assumed to scale
-    linearly.
+    linearly, and the plan says so. The header pass is timed on the first
+    config.plan_header_files recordings.
     """
     gpus = torch.cuda.device_count()
     nproc = nproc or max(gpus, 1)
     device = device or ("cuda:0" if gpus else "cpu")
     figures = tuple(stage_figures(s, config, noise_bank) for s in stages)
+    paths = list(dict.fromkeys(p for s in stages for p in s.table["path"].astype(str)))
+    timed = paths[: config.plan_header_files]
+    header_ms = measure_header_ms(timed)
     n_classes = max((len(s.classes) for s in stages), default=1)
     rate = measure_device(config, n_classes, device, config.plan_warmup_steps)
     cores = os.cpu_count() or 1
@@ -226,6 +245,8 @@ def make_training_plan(
         session_hours=session_hours,
         export_minutes=export_minutes,
         device_name=f"{nproc} x {name}" if nproc > 1 else name,
+        header_ms_per_file=header_ms,
+        header_files_timed=len(timed),
         notes=(
             f"loader measured for {config.plan_loader_seconds:g} s per stage on one core "
             f"(crop decoding + augmentations, no cache); device from "

@@ -9,6 +9,7 @@ validate (padded cmAP on the first 5 s of every held-out recording), save. Pre-t
 Run directory, the contract with lib.export and the notebooks:
     out_dir/config.json, classes.json, folds.csv  what the run is; a resume must match them
     out_dir/durations.csv, skipped_files.csv   header pass, bad recordings (lib.train_data)
+    out_dir/loader_findings.csv   cut files' real lengths, silence verdicts (lib.dataset)
     out_dir/fold<k>/last.pt      model, optimizer, scheduler, scaler, epoch, best score, history
     out_dir/fold<k>/best.pt      save_checkpoint(...): config, classes, epoch, score, oof
     out_dir/fold<k>/history.csv  epoch, train_loss, valid_loss, valid_cmap, lr, seconds
@@ -91,7 +92,7 @@ from lib.run_dir import (
     write_json_atomic,
 )
 from lib.sources import split_fold
-from lib.train_data import index_recordings, skip_log_for
+from lib.train_data import findings_for, index_recordings, skip_log_for
 
 # --- data ------------------------------------------------------------------------------------
 
@@ -105,12 +106,15 @@ def fold_loaders(
     noise_bank: NoiseBank | None,
     info: DistInfo,
     skip_log=None,
+    findings=None,
 ) -> tuple[DataLoader, DataLoader, ClipDataset]:
     """Training loader (random crops, waveform augmentation; sharded across ranks) and this
-    rank's share of the validation clips (every world_size-th, gathered after prediction)."""
+    rank's share of the validation clips (every world_size-th, gathered after prediction).
+    `skip_log` and `findings`: the run's lists of skipped files and of what the loader learned
+    about files (lib.train_data.skip_log_for, findings_for)."""
     augment = WaveAugment(config, noise_bank=noise_bank)
-    train_ds = ClipDataset(train_df, classes, config, cache, True, augment, skip_log)
-    valid_ds = ClipDataset(valid_df, classes, config, cache, False, skip_log=skip_log)
+    train_ds = ClipDataset(train_df, classes, config, cache, True, augment, skip_log, findings)
+    valid_ds = ClipDataset(valid_df, classes, config, cache, False, None, skip_log, findings)
     sampler = None
     if info.enabled:  # same number of samples per rank (padded), shuffled by (seed, epoch)
         sampler = DistributedSampler(train_ds, info.world_size, info.rank, seed=config.seed)
@@ -155,7 +159,7 @@ def train_fold(
     train_df, valid_df = split_fold(table, fold)
     cache = make_cache(config, cache_dir, share=1 / info.world_size)
     loaders = fold_loaders(config, train_df, valid_df, classes, cache, noise_bank, info,
-                           skip_log_for(out_dir))  # fmt: skip
+                           skip_log_for(out_dir), findings_for(out_dir))  # fmt: skip
     device = device_for(info, device)
     t = build_trainer(config, classes, fold, device, info, len(loaders[0]), init_weights)
     progress = Progress()

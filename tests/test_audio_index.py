@@ -113,3 +113,21 @@ def test_damaged_index_file_is_rebuilt(corpus, tmp_path):
     table = load_or_build_index(good, index_file)
     assert np.allclose(table.seconds, [1.5, 0.25, 3.0])
     assert list(pd.read_csv(index_file).columns) == ["path", "size", "mtime_ns", "seconds", "error"]
+
+
+def test_loader_findings_survive_a_new_session_and_forget_a_replaced_file(tmp_path):
+    from lib.audio_index import DECODED_SECONDS, SILENT, LoaderFindings
+
+    first, second = tmp_path / "a.mp3", tmp_path / "b.ogg"
+    first.write_bytes(b"x" * 100)
+    second.write_bytes(b"y" * 100)
+    log = tmp_path / "run" / "loader_findings.csv"
+    LoaderFindings(log).append(str(first), DECODED_SECONDS, 70.25)
+    LoaderFindings(log).append(str(second), SILENT, 1.0)
+    log.write_text(log.read_text() + "path,size,mtime_ns,finding,value\n")  # two writers' header
+    LoaderFindings(log).append(str(first), DECODED_SECONDS, 70.5)  # the last word counts
+    again = LoaderFindings(log).read()  # the next session
+    assert again == {(str(first), DECODED_SECONDS): 70.5, (str(second), SILENT): 1.0}
+    second.write_bytes(b"a longer replacement file")  # a new download: judged afresh
+    assert LoaderFindings(log).read() == {(str(first), DECODED_SECONDS): 70.5}
+    assert LoaderFindings(tmp_path / "none.csv").read() == {}

@@ -432,3 +432,161 @@ def test_cache_is_off_by_default_and_made_from_the_config(tmp_path):
     cache = make_cache(Config(cache_budget_gb=2.0, cache_min_free_gb=1.0), tmp_path / "c", 0.5)
     assert cache.budget_bytes == 2e9 and cache.min_free_bytes == 1e9
     assert cache.allowance == 1e9  # one of two DDP ranks: half of what is left
+
+
+# --- files that lie: a cut body behind an intact header, silence ---------------------------------
+
+
+def cut_file(path: Path, seconds: float, keep: float, rate: int = SR) -> Path:
+    """A real recording of `seconds` whose bytes are cut after the share `keep` (mid-page for
+    ogg, mid-frame for mp3): an interrupted download whose header may still promise it all."""
+    wave = np.random.default_rng(1).uniform(-0.5, 0.5, int(seconds * rate)).astype(np.float32)
+    write_audio(path, wave, rate)
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep) + 333])  # + 333: not on a page boundary
+    return path
+
+
+def findings_for(tmp_path: Path):
+    from lib.audio_index import LoaderFindings
+
+    return LoaderFindings(tmp_path / "run" / "loader_findings.csv")
+
+
+@pytest.mark.parametrize("suffix", [".ogg", ".mp3"])
+def test_a_cut_file_trains_only_on_audio_that_is_there(tmp_path, suffix):
+    """mp3: the Xing header still promises 60 s, the data end near 24 s; ogg: libsndfile takes
+    the length from the last whole page, so the header already tells the truth. Either way no
+    crop holds the zeros past the audio's end, and the real length is learned and kept."""
+    from lib.audio import audio_info
+    from lib.audio_index import DECODED_SECONDS
+
+    path = cut_file(tmp_path / f"cut{suffix}", 60.0, 0.4)
+    real = len(load_audio(path)) / SR  # what really decodes
+    header = audio_info(path).seconds
+    assert 22.0 < real < 26.0
+    assert header == (60.0 if suffix == ".mp3" else real)
+    table = pd.DataFrame({"path": [str(path)], "primary_label": ["aaa"], "seconds": [header]})
+    findings = findings_for(tmp_path)
+    learning = ClipDataset(table, ["aaa"], CONFIG, None, train=True, findings=findings)
+    clips = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for epoch in range(20):
+            learning.set_epoch(epoch)
+            wave, target = learning[0]
+            assert np.abs(wave[-SR // 10 :].numpy()).max() > 0.1, epoch  # audio to the end
+            assert int((wave == 0).sum()) < 20 and target.tolist() == [1.0]
+            clips.append(wave)
+    known = findings.read()
+    if suffix == ".mp3":
+        assert known[(str(path), DECODED_SECONDS)] == pytest.approx(real, abs=1e-3)
+        assert sum("the audio ends at" in str(w.message) for w in caught) == 1
+        # at least one of 20 crops over 60 s was drawn past 24 s and drawn again inside
+        assert learning.decoded_seconds(0) == pytest.approx(real, abs=1e-3)
+    else:
+        assert (str(path), DECODED_SECONDS) not in known
+    knowing = ClipDataset(table, ["aaa"], CONFIG, None, train=True, findings=findings)
+    for epoch, wave in enumerate(clips):  # a resumed session draws the very same crops
+        knowing.set_epoch(epoch)
+        assert torch.equal(knowing[0][0], wave)
+
+
+def test_a_cut_file_with_almost_no_audio_is_listed_and_skipped(tmp_path):
+    path = tmp_path / "stub.mp3"  # the header and a sliver: 0.0015 s of audio decode
+    path.write_bytes(cut_file(tmp_path / "src.mp3", 60.0, 1.0).read_bytes()[:1500])
+    table = pd.DataFrame({"path": [str(path)], "primary_label": ["aaa"], "seconds": [60.0],
+                          "source": ["birdsong-recognition"]})  # fmt: skip
+    log = SkipLog(tmp_path / "run" / "skipped_files.csv")
+    data = ClipDataset(table, ["aaa"], CONFIG, None, True, skip_log=log,
+                       findings=findings_for(tmp_path))  # fmt: skip
+    with pytest.warns(UserWarning, match="only 0.00 s of audio decode") as caught:
+        wave, target = data[0]
+    assert len(caught) == 1
+    assert not wave.any() and target.tolist() == [0.0]
+    listed = log.read()
+    assert listed["path"].tolist() == [str(path)]
+    assert listed["reason"][0].startswith("cut: the header says 60.0 s")
+
+
+def test_what_a_loader_worker_learns_reaches_the_run_and_the_other_workers(tmp_path):
+    path = cut_file(tmp_path / "cut.mp3", 60.0, 0.4)
+    real = len(load_audio(path)) / SR
+    table = pd.DataFrame({"path": [str(path)] * 8, "primary_label": "aaa", "seconds": 60.0})
+    config = CONFIG.replace(num_workers=2, batch_size=2)
+    findings = findings_for(tmp_path)
+    data = ClipDataset(table, ["aaa"], config, None, True, findings=findings)
+    loader = make_loader(data, config, shuffle=True)
+    for epoch in range(3):
+        set_epoch(loader, epoch)
+        for waves, _ in loader:
+            assert all(np.abs(w[-SR // 10 :].numpy()).max() > 0.1 for w in waves)
+    assert all(data.decoded_seconds(k) == pytest.approx(real, abs=1e-3) for k in range(8))
+    assert len(findings.read()) == 1
+
+
+def test_a_silent_file_costs_a_few_crops_and_is_judged_once_per_run(tmp_path, monkeypatch, counted):
+    path = tmp_path / "silent.wav"  # 10 minutes of digital silence
+    write_audio(path, np.zeros(600 * SR, dtype=np.float32), SR)
+    decoded: list[int] = []
+
+    def counting(*args, **kwargs):
+        crop = dataset_module.load_crop.__wrapped__(*args, **kwargs)
+        decoded.append(len(crop.wave))
+        return crop
+
+    counting.__wrapped__ = dataset_module.load_crop
+    monkeypatch.setattr(dataset_module, "load_crop", counting)
+    table = pd.DataFrame({"path": [str(path)], "primary_label": "aaa", "seconds": 600.0})
+    findings, log = findings_for(tmp_path), SkipLog(tmp_path / "run" / "skipped_files.csv")
+    data = ClipDataset(table, ["aaa"], CONFIG, None, True, skip_log=log, findings=findings)
+    with pytest.warns(UserWarning, match="silent"):
+        assert data.clip(0, data.rng(0)) is None
+    # the crop and SILENT_PROBE_CROPS probes: 5 crops, not 600 s (120 crops) of decoding
+    assert sum(decoded) <= (1 + dataset_module.SILENT_PROBE_CROPS) * CONFIG.clip_samples
+    assert counted == []  # and no whole-file decode
+    assert log.read()["reason"][0].startswith("silent")
+    decoded.clear()
+    again = ClipDataset(table, ["aaa"], CONFIG, None, True, skip_log=log, findings=findings)
+    assert again.clip(0, again.rng(0)) is None and decoded == []  # the next fold: no decode
+
+
+def test_silence_is_judged_once_whatever_the_worker_count(tmp_path):
+    quiet = tmp_path / "quiet.wav"
+    write_audio(quiet, np.zeros(30 * SR, dtype=np.float32), SR)
+    late = tmp_path / "late.wav"  # silent crops, but sound at the end: not a silent file
+    wave = np.zeros(30 * SR, dtype=np.float32)
+    wave[25 * SR :] = 0.3
+    write_audio(late, wave, SR)
+    table = pd.DataFrame({"path": [str(quiet)] * 4 + [str(late)] * 4, "primary_label": "aaa"})
+    config = CONFIG.replace(num_workers=2, batch_size=2)
+    findings = findings_for(tmp_path)
+    data = ClipDataset(table, ["aaa"], config, None, True, findings=findings)
+    loader = make_loader(data, config, shuffle=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for epoch in range(3):
+            set_epoch(loader, epoch)
+            list(loader)
+    rows = pd.read_csv(findings.path)
+    verdicts = rows[rows["finding"] == "silent"]
+    assert sorted(verdicts["path"]) == sorted({str(quiet), str(late)})  # once each, not per
+    # worker, row or epoch (the old check decoded the whole file in every worker that met it)
+    known = findings.read()
+    assert known[(str(quiet), "silent")] == 1.0 and known[(str(late), "silent")] == 0.0
+
+
+def test_a_cut_file_served_from_the_decoded_cache_stays_inside_its_audio(tmp_path):
+    path = cut_file(tmp_path / "cut.mp3", 60.0, 0.4)
+    real = len(load_audio(path)) / SR
+    table = pd.DataFrame({"path": [str(path)], "primary_label": ["aaa"], "seconds": [60.0]})
+    data = ClipDataset(table, ["aaa"], CONFIG, AudioCache(tmp_path / "c"), True,
+                       findings=findings_for(tmp_path))  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for epoch in range(20):
+            data.set_epoch(epoch)
+            wave, target = data[0]
+            assert np.abs(wave[-SR // 10 :].numpy()).max() > 0.1 and target.tolist() == [1.0]
+    assert data.decoded_seconds(0) == pytest.approx(real, abs=1e-3)
+    assert sum("the audio ends at" in str(w.message) for w in caught) == 1

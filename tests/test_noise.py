@@ -114,7 +114,7 @@ def test_find_noise_bank_combines_sources_and_says_when_there_is_none(comp2021, 
     with pytest.warns(UserWarning):
         bank = find_noise_bank([comp2021, noise_dir.parent], [noise_dir])
     assert bank.sources == {"birdclef-2021": 4, "rain-noise": 4}
-    assert any("no train_soundscape_labels.csv" in note for note in bank.notes)
+    assert any(f"attached at {noise_dir.parent}, but neither" in note for note in bank.notes)
     assert bank.summary().startswith("background noise bank: 8 segments")
     none = find_noise_bank([], [])
     assert not none and "no background noise source attached" in none.summary()
@@ -182,3 +182,32 @@ def test_unreadable_noise_segment_is_skipped_with_one_warning(tmp_path):
         outputs = [augment(clean, np.random.default_rng(s)) for s in range(10)]
     assert len(caught) == 1
     assert all(np.array_equal(out, clean) for out in outputs)
+
+
+@pytest.mark.parametrize("missing", ["labels", "soundscapes", "both"])
+def test_2021_attached_without_a_part_says_what_is_there_and_what_is_missing(
+    comp2021, tmp_path, missing
+):
+    import shutil
+
+    copy = tmp_path / "birdclef-2021"
+    shutil.copytree(comp2021, copy)
+    if missing in ("labels", "both"):
+        (copy / "train_soundscape_labels.csv").unlink()
+    if missing in ("soundscapes", "both"):
+        shutil.rmtree(copy / "train_soundscapes")
+        (copy / "train_short_audio").mkdir()
+    bank = find_noise_bank([copy], [])  # never raises: the notebook trains on without noise
+    summary = bank.summary()
+    assert not bank and f"birdclef-2021 attached at {copy}" in summary
+    assert "no nocall soundscape windows" in summary
+    assert "no background noise source attached" not in summary  # something is attached
+    assert "no usable background noise source attached" in summary and "[Important]" in summary
+    expected = {
+        "labels": "train_soundscapes/ (2 files) is there but train_soundscape_labels.csv is "
+        "missing",
+        "soundscapes": "train_soundscape_labels.csv is there but train_soundscapes/ is missing",
+        "both": "neither train_soundscape_labels.csv nor train_soundscapes/ is there (it holds "
+        "train_short_audio)",
+    }[missing]
+    assert expected in summary

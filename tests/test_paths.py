@@ -8,6 +8,7 @@ import pytest
 
 from lib import paths
 from lib.paths import (
+    AmbiguousInputError,
     find_competition,
     find_dataset,
     find_notebook_output,
@@ -116,8 +117,24 @@ def test_find_notebook_output_prefers_the_owners_copy(tmp_path):
         (tmp_path / "notebooks" / owner / "my-notebook" / "runs").mkdir(parents=True)
     found = find_notebook_output("my-notebook", tmp_path, owner="bob", required="runs")
     assert found == tmp_path / "notebooks" / "bob" / "my-notebook"
-    with pytest.raises(ValueError, match="several attached copies"):
+    with pytest.raises(ValueError, match="2 attached copies"):
         find_notebook_output("my-notebook", tmp_path, required="runs")
+
+
+def test_two_attached_outputs_name_both_folders_and_the_setting_that_picks_one(tmp_path):
+    (tmp_path / "notebooks" / "alice" / "my-notebook" / "runs").mkdir(parents=True)
+    (tmp_path / "my-notebook" / "runs").mkdir(parents=True)  # the older mount layout
+    with pytest.raises(AmbiguousInputError) as caught:
+        find_notebook_output("my-notebook", tmp_path, required="runs", setting="RESUME_FROM")
+    message = str(caught.value)
+    assert str(tmp_path / "notebooks" / "alice" / "my-notebook") in message
+    assert str(tmp_path / "my-notebook") in message
+    assert f"set RESUME_FROM = 'alice/my-notebook' or '{tmp_path / 'my-notebook'}'" in message
+    # each name the message offers picks that copy
+    picked = find_notebook_output("alice/my-notebook", tmp_path, required="runs")
+    assert picked == tmp_path / "notebooks" / "alice" / "my-notebook"
+    older = find_notebook_output(str(tmp_path / "my-notebook"), tmp_path, required="runs")
+    assert older == tmp_path / "my-notebook"
 
 
 def test_find_notebook_output_needs_the_required_content(tmp_path):
@@ -171,3 +188,19 @@ def test_train_notebook_says_whether_and_from_where_it_resumed(
         assert (runs / "finetune" / "history.csv").is_file()
     else:
         assert "resume: NOT resuming" in said and not runs.exists()
+
+
+def test_train_notebook_stops_plainly_with_two_candidate_outputs(tmp_path, monkeypatch):
+    import shutil
+
+    inputs = tmp_path / "input"
+    for layout in ("notebooks/me/birdclef-2023-sed-train", "birdclef-2023-sed-train"):
+        (inputs / layout / "runs" / "finetune").mkdir(parents=True)
+    monkeypatch.setenv("KAGGLE_INPUT_DIR", str(inputs))
+    code = _train_resume_part().replace("from lib.paths import find_notebook_output\n", "")
+    names = {"RESUME_FROM": "birdclef-2023-sed-train", "RUNS": tmp_path / "runs"}
+    with pytest.raises(AmbiguousInputError) as caught:  # not swallowed as "nothing attached"
+        exec(code, names | {"find_notebook_output": find_notebook_output, "shutil": shutil})
+    assert str(inputs / "notebooks" / "me" / "birdclef-2023-sed-train") in str(caught.value)
+    assert str(inputs / "birdclef-2023-sed-train") in str(caught.value)
+    assert not (tmp_path / "runs").exists()

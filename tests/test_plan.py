@@ -102,3 +102,31 @@ def test_mean_fold_clips():
     assert mean_fold_clips(17_000, {k: 3_400 for k in range(5)}) == (13_600, 3_400)
     assert mean_fold_clips(27, {0: 10, 1: 12}) == (16, 11)  # 5 rows always train
     assert mean_fold_clips(7, {}) == (7, 0)
+
+
+def test_the_header_pass_is_counted_and_said():
+    """0.45 ms per header over 153,400 + 17,000 files: 69.0 s + 7.65 s before the epochs."""
+    timed = plan(PRETRAIN, FINETUNE, header_ms_per_file=0.45, header_files_timed=200)
+    untimed = plan(PRETRAIN, FINETUNE)
+    assert timed.header_seconds(PRETRAIN) == pytest.approx(69.03)
+    extra = timed.total_hours() - untimed.total_hours()
+    assert extra == pytest.approx((153_400 + 17_000) * 0.45e-3 / 3600)
+    assert ("header pass: 170,400 files x 0.45 ms (timed on 200 files, one thread) = 1.3 min, "
+            "counted above") in timed.text()  # fmt: skip
+    assert "header pass: 170,400 files, not timed" in untimed.text()
+    # 1-hour sessions hold 4 pre-train epochs of 789.75 s: 50 = 12 x 4 + 2, and the export
+    # fits beside the last 2 (13 sessions). A 35-minute header pass leaves room for 2 in the
+    # first session: 2 + 12 x 4, and the export needs a 14th.
+    assert plan(PRETRAIN, session_hours=1.0).sessions() == 13
+    slow = plan(PRETRAIN, session_hours=1.0, header_ms_per_file=2100 / 153_400 * 1000)
+    assert slow.sessions() == 14
+
+
+def test_two_gpus_say_whether_their_speed_up_was_measured():
+    assumed = plan()
+    assert "2 GPUs assumed 2.0x one GPU: not measured" in assumed.text()
+    measured = plan(multi_gpu_speedup=1.6)
+    assert measured.device_train_clips_per_s == pytest.approx(3.0 * 32 * 1.6)
+    assert "2 GPUs measured 1.60x one GPU" in measured.text()
+    assert measured.stage_hours(FINETUNE) > assumed.stage_hours(FINETUNE)
+    assert "GPUs" not in plan(processes=1).text().split("\n", 1)[1]  # one GPU: nothing to say

@@ -165,11 +165,15 @@ def test_xeno_canto_halves_in_two_datasets(root, tmp_path, layout):
     key = ["xc_id", "primary_label"]
     assert (
         split.sort_values(key)
-        .drop(columns="path")
+        .drop(columns=["path", "root"])
         .reset_index(drop=True)
-        .equals(whole.sort_values(key).drop(columns="path").reset_index(drop=True))
+        .equals(whole.sort_values(key).drop(columns=["path", "root"]).reset_index(drop=True))
     )
     assert all(Path(p).is_file() and Path(p).is_relative_to(tmp_path) for p in split["path"])
+    # each file names the attached half it lies in: a broken half is judged on its own
+    assert set(split["root"]) == {str(r) for r in roots}
+    assert all(Path(p).is_relative_to(r) for p, r in zip(split["path"], split["root"], strict=True))
+    assert set(whole["root"]) == {str(root / "xeno-canto-extended")}
     union = read_sources({**all_roots(root), "xeno-canto-extended": roots})
     reference = read_sources(all_roots(root))
     assert union["xc_id"].is_unique

@@ -367,7 +367,7 @@ def test_bad_files_in_the_table_are_skipped_listed_and_training_goes_on(
     extra = pd.DataFrame({
         "path": [str(p) for p in (empty, truncated, text, silent)], "primary_label": label,
         "secondary_labels": [[]] * 4, "source": "birdclef-2023", "xc_id": "", "rating": 5.0,
-        "fold": 1,
+        "fold": 1, "root": table["root"].iloc[0],  # the same attached folder: judged with it
     })  # fmt: skip
     with_bad = pd.concat([table, extra], ignore_index=True)
     out = tmp_path / "run"
