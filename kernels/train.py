@@ -47,7 +47,7 @@ PRETRAIN_VALID_FOLD = 0  # pre-training is validated on this fold of the 2023 da
 TIME_BUDGET_HOURS = 11.0  # stop at an epoch boundary after this; run again to continue
 NPROC = None  # training processes; None: one per visible GPU (1 on the CPU)
 NOISE_DATASET = None  # slug of an attached dataset of background-noise recordings, if any
-RESUME_FROM = "birdclef-2023-sed-train"  # this notebook's earlier output, if attached
+RESUME_FROM = "birdclef-2023-sed-train"  # earlier output to resume; "owner/slug" picks one of two
 CACHE_DIR = None  # None: a temporary folder; under /kaggle/working it survives a resume
 
 # %%
@@ -114,8 +114,9 @@ print(f"pre-training sources: {SOURCE_ROOTS or 'none attached'}")
 NOISE_DIRS = [find_dataset(NOISE_DATASET)] if NOISE_DATASET else []
 NOISE_BANK = find_noise_bank(SOURCE_ROOTS.get("birdclef-2021", []), NOISE_DIRS, CONFIG.clip_seconds)
 print(NOISE_BANK.summary())
+# resume: this notebook's earlier output, attached by `python build_kernels.py --resume`
 try:
-    EARLIER = find_notebook_output(RESUME_FROM, required="runs") / "runs"
+    EARLIER = find_notebook_output(RESUME_FROM, required="runs", setting="RESUME_FROM") / "runs"
 except FileNotFoundError:
     EARLIER = None
 if EARLIER is None:
