@@ -50,6 +50,7 @@ class CompetitionProfile:
     test_stem_example: str  # the shape of a hidden test file's name, for messages and fakes
     pretrain_sources: tuple[str, ...]  # newest first: the de-duplication preference order
     unlabeled_soundscapes_dir: str | None = None
+    unlabeled_stem_example: str | None = None  # an unlabeled soundscape's file-name shape
     soundscape_labels_file: str | None = None  # labelled 5-s segments of train soundscapes
     collections: tuple[str, ...] = ()  # values of the table's `collection` column; () = none
     label_column: str = "primary_label"
@@ -73,6 +74,9 @@ class CompetitionProfile:
             ),
             "pretrain_sources must not list the competition itself": (
                 self.slug not in self.pretrain_sources
+            ),
+            "unlabeled_soundscapes_dir and unlabeled_stem_example go together": (
+                (self.unlabeled_soundscapes_dir is None) == (self.unlabeled_stem_example is None)
             ),
         }
         failed = [message for message, ok in checks.items() if not ok]
@@ -123,6 +127,7 @@ PROFILES: dict[str, CompetitionProfile] = {
         test_stem_example="soundscape_1446779",  # soundscape_<id>; id length unconfirmed
         pretrain_sources=("birdclef-2023", *_OLDER_SOURCES),
         unlabeled_soundscapes_dir="unlabeled_soundscapes",  # 4-min files; count unconfirmed
+        unlabeled_stem_example="1000170626",  # unconfirmed
     ),
     "birdclef-2025": CompetitionProfile(
         slug="birdclef-2025",
@@ -133,9 +138,10 @@ PROFILES: dict[str, CompetitionProfile] = {
         test_file_seconds=60,
         cpu_limit_minutes=90,
         metric="roc_auc",
-        test_stem_example="H02_20230420_074000",  # [site]_[date]_[time] like train_soundscapes
+        test_stem_example="soundscape_8358733",  # unconfirmed
         pretrain_sources=("birdclef-2024", "birdclef-2023", *_OLDER_SOURCES),
-        unlabeled_soundscapes_dir="train_soundscapes",
+        unlabeled_soundscapes_dir="train_soundscapes",  # 9,726 files of 1 minute
+        unlabeled_stem_example="H02_20230420_074000",  # [site]_[date]_[time]
         collections=("XC", "iNat", "CSA"),  # the full list is unconfirmed
     ),
     "birdclef-2026": CompetitionProfile(
@@ -150,7 +156,8 @@ PROFILES: dict[str, CompetitionProfile] = {
         test_stem_example="BC2026_Test_0001_S05_20250227_010002",
         pretrain_sources=("birdclef-2025", "birdclef-2024", "birdclef-2023", *_OLDER_SOURCES),
         unlabeled_soundscapes_dir="train_soundscapes",
-        soundscape_labels_file="train_soundscapes_labels.csv",
+        unlabeled_stem_example="BC2026_Train_0001_S08_20250606_030007",
+        soundscape_labels_file="train_soundscapes_labels.csv",  # has duplicate rows
         collections=("XC", "iNat"),
     ),
 }
