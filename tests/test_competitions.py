@@ -152,3 +152,15 @@ def test_read_soundscape_labels_names_a_bad_time(tmp_path):
     path.write_text("filename,start,end,primary_label\na.ogg,00:00:10,00:00:05,x\n")
     with pytest.raises(ValueError, match="end 00:00:05 is not after start"):
         read_soundscape_labels(path)
+
+
+def test_all_numeric_labels_stay_strings(tmp_path):
+    """A table (or taxonomy) of iNat ids only is where pandas would otherwise read integers."""
+    pd.DataFrame({"primary_label": ["41778", "00123"], "secondary_labels": ["[41778]", "[]"],
+                  "filename": ["41778/iNat1.ogg", "00123/iNat2.ogg"]}).to_csv(
+        tmp_path / "train.csv", index=False)  # fmt: skip
+    table = read_train_table(profile("birdclef-2026"), tmp_path)
+    assert table["primary_label"].tolist() == ["41778", "00123"]
+    assert table["secondary_labels"].tolist() == [["41778"], []]
+    pd.DataFrame({"primary_label": ["41778", "00123"]}).to_csv(tmp_path / "taxonomy.csv")
+    assert class_order(profile("birdclef-2026"), tmp_path) == ["41778", "00123"]

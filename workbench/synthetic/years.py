@@ -246,15 +246,15 @@ def write_unlabeled(
 
 def soundscape_labels_csv(segments: pd.DataFrame) -> pd.DataFrame:
     """2026's train_soundscapes_labels.csv from true segments: the labelled ones, `HH:MM:SS`
-    times, `;`-joined labels, and the first multi-label segment split into two rows (the
-    real file repeats segments; a reader must merge them back)."""
+    times, `;`-joined labels; the first multi-label segment is repeated with part of its
+    labels and the first row exactly (the real file repeats segments; a reader merges them)."""
     labelled = segments[segments["labels"].map(len) > 0].reset_index(drop=True)
     rows, split = [], False
     for seg in labelled.itertuples(index=False):
         times = (seg.filename, hms(seg.start), hms(seg.end))
         parts = [seg.labels]
         if len(seg.labels) > 1 and not split:
-            parts, split = [seg.labels[:1], seg.labels[1:]], True
+            parts, split = [seg.labels, seg.labels[1:]], True
         rows += [(*times, ";".join(part)) for part in parts]
     rows.append(rows[0])  # an exact duplicate as well
     return pd.DataFrame(rows, columns=["filename", "start", "end", "primary_label"])
