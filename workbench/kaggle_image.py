@@ -152,6 +152,20 @@ def image_venv(image: KaggleImage, cache: Path | None = None, environ=os.environ
     shutil.rmtree(venv, ignore_errors=True)  # an unmarked leftover of an interrupted build
     cache.mkdir(parents=True, exist_ok=True)
     print(f"kaggle image {image.name}: building {venv} on Python {version} (once; ~4 GB)")
+    try:
+        _install(image, python, building)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    try:
+        building.rename(venv)
+    except OSError:  # another build finished first: keep its venv
+        shutil.rmtree(building, ignore_errors=True)
+    return venv
+
+
+def _install(image: KaggleImage, python: Path, building: Path) -> None:
+    """A venv at `building` with the image's packages, then its forced ones, then the marker."""
     fix_venv = f"install Python {image.minor}'s venv module (Debian: python{image.minor}-venv)"
     _run([python, "-m", "venv", building], f"{python} -m venv {building}", fix_venv)
     pip = [building / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check"]
@@ -164,13 +178,8 @@ def image_venv(image: KaggleImage, cache: Path | None = None, environ=os.environ
     if image.forced:
         forced = [f"{n}=={v}" for n, v in image.forced.items()]
         _run([*pip, "--only-binary=:all:", "--no-deps", *forced], f"forcing {forced}", "as above")
-    record = {"python": version, **image.packages, **image.forced}
+    record = {"python": str(python), **image.packages, **image.forced}
     (building / _COMPLETE).write_text(json.dumps(record) + "\n")
-    try:
-        building.rename(venv)
-    except OSError:  # another build finished first: keep its venv
-        shutil.rmtree(building, ignore_errors=True)
-    return venv
 
 
 def site_packages(python: Path) -> Path:
