@@ -107,7 +107,10 @@ def test_rehearsal_end_to_end_with_stand_in_kernels(tmp_path, capsys):
     assert models == ["classes.txt", "config.json"] + [f"fold{i}.onnx" for i in range(5)]
     assert not list((work / "input").rglob("solution.csv"))  # the truth is out of sight
     assert (work / "executed" / "infer.ipynb").is_file()
-    assert "padded cmAP" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "padded cmAP" in out and "environment: the builder's venv" in out
+    assert ("threads: 1 per kernel" in out) != bool(os.environ.get("OMP_NUM_THREADS"))
+    assert not list((work / "envs").iterdir())  # each notebook's overlay is gone
 
 
 def test_bad_submission_fails_the_rehearsal_with_the_problems(tmp_path):
