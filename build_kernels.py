@@ -8,6 +8,7 @@ from `lib` is replaced by the source of the library modules it needs (see workbe
     python build_kernels.py --owner me --wheels  # also fetch onnxruntime wheels (cached)
     python build_kernels.py --models-from work/rehearsal/working/train   # fill the models dataset
     python build_kernels.py --rehearse           # build, then run train + infer locally, score
+    python build_kernels.py --rehearse --kaggle-image current   # ... in Kaggle's image's versions
     python build_kernels.py push wheels          # the Kaggle round trip (workbench/roundtrip.py):
     python build_kernels.py push train           #   push, status, fetch, push models,
     python build_kernels.py status train         #   push infer, submit --wait
@@ -36,6 +37,8 @@ from lib.paths import (  # noqa: E402  (needs REPO on sys.path when imported fro
 from workbench.build import build  # noqa: E402
 from workbench.errors import BuildError  # noqa: E402
 from workbench.metadata import (  # noqa: E402
+    DEFAULT_IMAGE_PINNING,
+    IMAGE_PINNING_TYPES,
     MACHINE_SHAPE_T4X2,
     MODEL_PATTERNS,
     DatasetSpec,
@@ -138,6 +141,12 @@ def _add_build_options(parser: argparse.ArgumentParser) -> None:
         "--public", action="store_true",
         help="make the notebooks public (is_private false); default private",
     )  # fmt: skip
+    parser.add_argument(
+        "--image-pinning", choices=IMAGE_PINNING_TYPES, default=DEFAULT_IMAGE_PINNING,
+        help="docker_image_pinning_type of both kernels: 'original' keeps the Kaggle image a "
+        "kernel was first run with (the scored re-run of the submission uses the image it was "
+        "checked on), 'latest' takes Kaggle's newest image at each run (default: %(default)s)",
+    )  # fmt: skip
 
 
 def _add_rehearsal_options(parser: argparse.ArgumentParser) -> None:
@@ -176,6 +185,12 @@ def _add_rehearsal_options(parser: argparse.ArgumentParser) -> None:
         "--cell-timeout", type=int, default=3600,
         help="rehearsal: seconds one notebook cell may run (default: %(default)s)",
     )  # fmt: skip
+    parser.add_argument(
+        "--kaggle-image", metavar="NAME", default=None,
+        help="rehearsal: run both notebooks in a venv of Kaggle's image NAME as listed in "
+        "kaggle_images.toml (current, next), built once from PyPI (~4 GB) and cached; default: "
+        "the builder's own venv (onnxruntime hidden from the notebooks either way)",
+    )  # fmt: skip
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -198,7 +213,8 @@ def build_from_args(args: argparse.Namespace) -> dict[str, Path]:
         owner=args.owner, models_from=args.models_from and Path(args.models_from),
         fetch_wheels=args.wheels,
         options=KernelOptions(
-            resume=args.resume, pretrain_sources=args.pretrain_sources, public=args.public
+            resume=args.resume, pretrain_sources=args.pretrain_sources, public=args.public,
+            image_pinning=args.image_pinning,
         ),
     )  # fmt: skip
 
@@ -215,7 +231,7 @@ def rehearse_from_args(args: argparse.Namespace, folders: dict[str, Path]) -> in
     options = RehearsalOptions(
         workdir=Path(args.workdir), wheel_cache=Path(args.wheel_cache),
         config_overrides=args.rehearse_config, spec_overrides=args.rehearse_spec,
-        cell_timeout=args.cell_timeout, hard=args.hard,
+        cell_timeout=args.cell_timeout, hard=args.hard, kaggle_image=args.kaggle_image,
     )  # fmt: skip
     min_score = args.min_score
     if min_score is None:
@@ -236,6 +252,12 @@ def main(argv=None) -> int:
     if argv and argv[0] in ROUNDTRIP_COMMANDS:
         return roundtrip_main(argv, default_out=REPO / "build")
     args = parse_args(argv)
+    if args.kaggle_image and not args.rehearse:
+        print(
+            "error: --kaggle-image chooses the rehearsal's environment; add --rehearse",
+            file=sys.stderr,
+        )
+        return 1
     start = time.perf_counter()
     try:
         folders = build_from_args(args)

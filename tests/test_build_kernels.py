@@ -71,6 +71,48 @@ def test_rehearse_exits_1_below_min_score(tmp_path, monkeypatch, capsys, score, 
     assert sorted(seen["folders"]) == sorted(bk.KERNELS)
     assert seen["options"].config_overrides == {"epochs": 2}
     assert seen["options"].cell_timeout == 60 and seen["options"].workdir == tmp_path / "w"
+    assert seen["options"].kaggle_image is None  # the builder's venv unless asked
+
+
+def test_kaggle_image_reaches_the_rehearsal_and_needs_rehearse(tmp_path, monkeypatch, capsys):
+    seen = {}
+    monkeypatch.setattr(
+        workbench.rehearsal, "rehearse",
+        lambda folders, options: seen.update(options=options) or RehearsalResult(1, 1, 1, 1, 1),
+    )  # fmt: skip
+    argv = ["--out", str(tmp_path / "b"), "--wheel-cache", str(tmp_path / "c"), "--owner", "x",
+            "--kaggle-image", "next"]  # fmt: skip
+    assert bk.main(argv) == 1 and "add --rehearse" in capsys.readouterr().err
+    assert bk.main([*argv, "--rehearse", "--hard"]) == 0
+    assert seen["options"].kaggle_image == "next" and seen["options"].hard
+
+
+def test_unknown_kaggle_image_fails_before_the_rehearsal_starts(tmp_path, capsys):
+    argv = ["--out", str(tmp_path / "b"), "--wheel-cache", str(tmp_path / "c"), "--owner", "x",
+            "--rehearse", "--kaggle-image", "colab", "--workdir", str(tmp_path / "w")]  # fmt: skip
+    assert bk.main(argv) == 1
+    assert "--kaggle-image colab: not in" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "pinning"), [([], "original"), (["--image-pinning", "latest"], "latest")]
+)
+def test_image_pinning_is_written_into_both_kernels(tmp_path, argv, pinning):
+    out = tmp_path / "b"
+    assert (
+        bk.main(["--out", str(out), "--wheel-cache", str(tmp_path / "c"), "--owner", "x", *argv])
+        == 0
+    )
+    for name in bk.KERNELS:
+        meta = json.loads((out / name / "kernel-metadata.json").read_text())
+        assert meta["docker_image_pinning_type"] == pinning
+
+
+def test_image_pinning_rejects_what_kaggle_rejects(capsys):
+    with pytest.raises(SystemExit):
+        bk.parse_args(["--image-pinning", "newest"])
+    assert "invalid choice: 'newest'" in capsys.readouterr().err
 
 
 def test_help_documents_every_option(capsys):
@@ -80,7 +122,8 @@ def test_help_documents_every_option(capsys):
     for option in ("--kernels-dir", "--lib-dir", "--out", "--owner", "--models-from", "--wheels",
                    "--wheel-cache", "--rehearse", "--workdir", "--rehearse-config",
                    "--rehearse-spec", "--cell-timeout", "--min-score", "--resume",
-                   "--no-pretrain-sources", "--public"):  # fmt: skip
+                   "--no-pretrain-sources", "--public", "--kaggle-image",
+                   "--image-pinning"):  # fmt: skip
         assert option in text
     for command in ("push", "status", "fetch", "submit"):
         with pytest.raises(SystemExit):

@@ -1,7 +1,7 @@
 """The wheels dataset on Kaggle's Python: the notebook's install cell really installs, offline.
 
-The rehearsal runs on the host's Python with onnxruntime already installed, so there the install
-cell installs nothing. Here a Python 3.12 venv (Kaggle's image is 3.12) holds only what Kaggle's
+The rehearsal's notebooks run with onnxruntime hidden (workbench/kaggle_image.py; the full image
+with `--kaggle-image`). Here, smaller and faster, a Python 3.12 venv holds only what Kaggle's
 image has that onnxruntime needs; `lib/onnxruntime_setup.py` runs in it, without network, against
 the wheels folder built as the builder builds it; then a session runs an exported fold and must
 agree with the host's onnxruntime. Skipped only where no Python 3.12 exists.
@@ -31,18 +31,22 @@ from lib.infer import make_session
 from lib.model import build_model
 from lib.models_dataset import INPUT_NAME, OUTPUT_NAME, fold_file
 from lib.onnxruntime_setup import ONNXRUNTIME_VERSION
+from workbench.kaggle_image import get_image
 from workbench.wheels import copy_wheels, default_wheel_cache, fetch_wheels
 
 pytestmark = pytest.mark.slow
 
 KAGGLE_PYTHON = (3, 12)
 # What Kaggle's image holds that onnxruntime 1.32's wheel requires (numpy>=1.21.6, packaging,
-# protobuf>=4.25.8; flatbuffers ships in the wheels dataset). Sources, Kaggle/docker-python at
-# 78aaa43 (2026-08): Dockerfile.tmpl force-installs `protobuf==5.29.5`. numpy is no longer pinned
-# there (its `numpy==2.0.2` pin was dropped in #1533, 2026-02; numpy now comes from Colab's base
-# image, whose last announced version is 2.0.2, googlecolab/colabtools#5115): 2.0.2 is chosen,
-# unconfirmed for today's image. packaging is pinned by neither: 24.2, a recent release, chosen.
-KAGGLE_IMAGE_PINS = {"numpy": "2.0.2", "protobuf": "5.29.5", "packaging": "24.2"}
+# protobuf>=4.25.8; flatbuffers ships in the wheels dataset): numpy and the forced protobuf as
+# kaggle_images.toml lists them for the current image; packaging is pinned by neither Colab's
+# list nor Kaggle's: 24.2, a recent release, chosen.
+_CURRENT = get_image("current")
+KAGGLE_IMAGE_PINS = {
+    "numpy": _CURRENT.packages["numpy"],
+    "protobuf": {**_CURRENT.packages, **_CURRENT.forced}["protobuf"],
+    "packaging": "24.2",
+}
 ASK_VERSION = "import sys; print(sys.version.split()[0]); print(sys.executable)"
 OFFLINE_PROXY = "http://127.0.0.1:9"  # the discard port: nothing listens, every attempt fails
 PROBE = Path(__file__).with_name("kaggle_python_probe.py")

@@ -89,6 +89,8 @@ def test_full_round_trip(out, tmp_path, capsys):
     infer = stub.kernel_request(f"{user}/{INFER}")
     assert infer["enableInternet"] is False and "machineShape" not in infer
     assert infer["datasetDataSources"] == [f"{user}/{MODELS}", f"{user}/{WHEELS}"]
+    # the kaggle CLI forwards the build's pinning (kernel-metadata.json) in its push request
+    assert train["dockerImagePinningType"] == infer["dockerImagePinningType"] == "original"
     (submission,) = stub.submissions.values()
     assert (submission.kernel, submission.version, submission.state) == (
         f"{user}/{INFER}",

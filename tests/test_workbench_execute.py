@@ -123,3 +123,24 @@ def test_cell_seconds_reads_nbclient_timing():
 def test_kernel_env_strips_the_repository():
     env = execute.kernel_env({"PYTHONPATH": f"{REPO}{os.pathsep}/other"}, REPO, {"A": "1"})
     assert env == {"PYTHONPATH": "/other", "A": "1"}
+
+
+def test_the_kernel_runs_the_python_it_is_given(tmp_path):
+    """An overlay venv's python runs the kernel (nbclient stays here): the notebook sees that
+    interpreter, and the onnxruntime this builder has is hidden from it."""
+    from workbench.kaggle_image import overlay_venv
+
+    python = overlay_venv(Path(os.sys.executable), tmp_path / "env")
+    code = "import importlib.util, sys; print(sys.prefix, importlib.util.find_spec('onnxruntime'))"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code, id="p")])
+    env = execute.kernel_env(os.environ, REPO, {})
+    nb, _ = execute.execute_notebook(nb, tmp_path, env, offline=False, python=python)
+    assert nb.cells[0].outputs[0]["text"].split() == [str(tmp_path / "env" / "venv"), "None"]
+
+
+def test_thread_settings_default_to_one_unless_the_user_chose():
+    threads, line = execute.thread_settings({})
+    assert threads == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    assert "1 per kernel" in line
+    threads, line = execute.thread_settings({"OMP_NUM_THREADS": "4"})
+    assert threads == {} and "OMP_NUM_THREADS=4 (yours)" in line

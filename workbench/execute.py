@@ -77,14 +77,14 @@ def kernel_env(base, repo: Path, extra: dict) -> dict:
     return env
 
 
-def _kernel_manager(tmp: Path, prefix: list[str]):
-    """A kernel manager running this Python's ipykernel, behind `prefix`, over ipc sockets."""
+def _kernel_manager(tmp: Path, prefix: list[str], python: Path):
+    """A kernel manager running `python`'s ipykernel, behind `prefix`, over ipc sockets."""
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
 
     spec_dir = tmp / "kernels" / "bk-rehearsal"
     spec_dir.mkdir(parents=True)
-    argv = [*prefix, sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    argv = [*prefix, str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     spec = {"argv": argv, "display_name": "rehearsal", "language": "python"}
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
     specs = KernelSpecManager(kernel_dirs=[str(tmp / "kernels")])
@@ -93,8 +93,11 @@ def _kernel_manager(tmp: Path, prefix: list[str]):
     )
 
 
-def execute_notebook(nb, cwd: Path, env: dict, *, offline: bool, timeout: int = 3600):
-    """Run `nb` in a fresh Jupyter kernel started in `cwd` with `env`; return (nb, seconds).
+def execute_notebook(
+    nb, cwd: Path, env: dict, *, offline: bool, timeout: int = 3600, python: Path | None = None
+):
+    """Run `nb` in a fresh Jupyter kernel of `python` (default: this one; it needs ipykernel)
+    started in `cwd` with `env`; return (nb, seconds). nbclient itself stays in this process.
 
     Guard cells first prove the repository is not importable (and, offline, that the network is
     unreachable); they are removed from the returned notebook. Offline uses `unshare --net`
@@ -113,8 +116,9 @@ def execute_notebook(nb, cwd: Path, env: dict, *, offline: bool, timeout: int = 
             (tmp / "site" / "sitecustomize.py").write_text(SOCKET_BLOCKER)
             path = [str(tmp / "site"), *filter(None, [env.get("PYTHONPATH")])]
             env = {**env, "PYTHONPATH": os.pathsep.join(path)}
+        manager = _kernel_manager(tmp, prefix, Path(python or sys.executable))
         client = NotebookClient(
-            nb, km=_kernel_manager(tmp, prefix), timeout=timeout, record_timing=True,
+            nb, km=manager, timeout=timeout, record_timing=True,
             resources={"metadata": {"path": str(cwd)}},
         )  # fmt: skip
         start = time.perf_counter()
@@ -123,6 +127,17 @@ def execute_notebook(nb, cwd: Path, env: dict, *, offline: bool, timeout: int = 
         finally:
             del nb.cells[: len(guards)]
     return nb, time.perf_counter() - start
+
+
+def thread_settings(environ) -> tuple[dict, str]:
+    """The kernels' thread variables and a line saying which: one thread each (OMP, MKL,
+    OpenBLAS) unless the user set OMP_NUM_THREADS. A rehearsal is a smoke run; on a busy
+    machine spinning threads made epochs 10-30x slower."""
+    if environ.get("OMP_NUM_THREADS"):
+        return {}, f"threads: OMP_NUM_THREADS={environ['OMP_NUM_THREADS']} (yours) for each kernel"
+    names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+    line = "threads: 1 per kernel (OMP/MKL/OPENBLAS_NUM_THREADS=1; set OMP_NUM_THREADS to change)"
+    return dict.fromkeys(names, "1"), line
 
 
 def _cell_label(cell) -> str:

@@ -2,7 +2,10 @@
 
 Synthetic competition -> training notebook -> models dataset -> offline inference notebook ->
 submission check -> padded cmAP against the synthetic truth, with the projected time of the
-hidden test. Each notebook runs in its own working folder and sees only `input/`, as on Kaggle.
+hidden test. Each notebook runs in its own working folder and sees only `input/`, as on Kaggle,
+and in its own throwaway environment (workbench/kaggle_image.py): an overlay on Kaggle's image
+(`--kaggle-image`) or on the builder's venv, without onnxruntime, so what the training notebook
+installs is gone before the inference notebook starts.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +23,24 @@ import nbformat
 
 from lib.paths import MODELS_DATASET_SLUG, WHEELS_DATASET_SLUG
 from workbench.errors import BuildError
-from workbench.execute import cell_seconds, execute_notebook, kernel_env, offline_prefix
+from workbench.execute import (
+    cell_seconds,
+    execute_notebook,
+    kernel_env,
+    offline_prefix,
+    thread_settings,
+)
+from workbench.kaggle_image import (
+    builder_python,
+    get_image,
+    image_venv,
+    overlay_venv,
+    python_minor,
+    wheels_for_python,
+)
 from workbench.metadata import copy_models
 from workbench.submission import check_submission, expected_columns
-from workbench.wheels import cached_wheels, copy_wheels
+from workbench.wheels import copy_wheels
 
 REPO = Path(__file__).resolve().parents[1]  # stripped from the notebooks' PYTHONPATH
 
@@ -97,6 +115,7 @@ class RehearsalOptions:
     spec_overrides: dict = field(default_factory=dict)
     cell_timeout: int = 3600
     hard: bool = False  # the hard setting (HardSpec fields in spec_overrides)
+    kaggle_image: str | None = None  # a kaggle_images.toml entry; None: the builder's venv
 
 
 @dataclass(frozen=True)
@@ -157,6 +176,22 @@ def make_synthetic(layout: RehearsalLayout, spec_overrides: dict, hard: bool = F
     return comp
 
 
+def kernel_environment(name: str, layout: RehearsalLayout, base_python: Path) -> tuple:
+    """(python, env extras) of a fresh overlay venv for kernel `name` on `base_python`."""
+    envs = layout.root / "envs" / name
+    shutil.rmtree(envs, ignore_errors=True)
+    python = overlay_venv(base_python, envs)
+    venv = python.parents[1]
+    threads, _ = thread_settings(os.environ)
+    extra = {
+        "PATH": os.pathsep.join([str(venv / "bin"), os.environ.get("PATH", "")]),
+        "VIRTUAL_ENV": str(venv),
+        "PYTHONNOUSERSITE": "1",  # ~/.local must not lend the kernel onnxruntime
+        **threads,
+    }
+    return python, extra
+
+
 def run_kernel(
     name: str,
     folder: Path,
@@ -165,8 +200,10 @@ def run_kernel(
     *,
     offline: bool,
     cell_timeout: int = 3600,
+    base_python: Path | None = None,
 ) -> tuple[Path, float]:
-    """Execute build/<name>/<name>.ipynb like Kaggle would; save the executed copy.
+    """Execute build/<name>/<name>.ipynb like Kaggle would, in its own overlay environment on
+    `base_python` (default: the builder's); save the executed copy. The overlay is deleted after.
 
     Returns (the notebook's working folder, seconds it ran).
     """
@@ -174,19 +211,22 @@ def run_kernel(
 
     nb = nbformat.read(folder / f"{name}.ipynb", as_version=4)
     working = layout.working_dir(name)
-    extra = {
-        "KAGGLE_INPUT_DIR": str(layout.input),
-        "KAGGLE_WORKING_DIR": str(working),
-        "BIRDCLEF_CONFIG": json.dumps(config),
-    }
-    env = kernel_env(os.environ, REPO, extra)
+    python, extra = kernel_environment(name, layout, Path(base_python or builder_python()))
+    extra.update(
+        KAGGLE_INPUT_DIR=str(layout.input),
+        KAGGLE_WORKING_DIR=str(working),
+        BIRDCLEF_CONFIG=json.dumps(config),
+    )
+    env = {k: v for k, v in kernel_env(os.environ, REPO, extra).items() if k != "PYTHONHOME"}
     executed_path = layout.executed / f"{name}.ipynb"
     how = "online"
     if offline:
         how = "offline: unshare --net" if offline_prefix() else "offline: socket-blocker fallback"
     print(f"rehearsal: running {name} ({how}) in {working}")
     try:
-        nb, seconds = execute_notebook(nb, working, env, offline=offline, timeout=cell_timeout)
+        nb, seconds = execute_notebook(
+            nb, working, env, offline=offline, timeout=cell_timeout, python=python
+        )
     except CellExecutionError as err:
         nbformat.write(nb, executed_path)
         summary = str(err).strip().splitlines()[-1:] or ["(no message)"]
@@ -194,6 +234,8 @@ def run_kernel(
             f"rehearsal: notebook {name} failed: {summary[0]}\nExecuted copy with the "
             f"traceback: {executed_path}"
         ) from err
+    finally:
+        shutil.rmtree(python.parents[2], ignore_errors=True)  # what the notebook installed
     nbformat.write(nb, executed_path)
     print(f"rehearsal: {name} took {seconds:.1f} s; slowest cells:")
     for cell_s, index, first_line in cell_seconds(nb)[:3]:
@@ -216,10 +258,28 @@ def projected_minutes(infer_seconds: float, windows: int, working: Path) -> floa
     return infer_seconds / max(windows, 1) * HIDDEN_TEST_WINDOWS / 60
 
 
-def rehearse_inputs(layout: RehearsalLayout, train_working: Path, wheel_cache: Path) -> None:
-    """Mount the models and wheels datasets under input/ like Kaggle attaches them."""
+def rehearse_inputs(
+    layout: RehearsalLayout, train_working: Path, wheel_cache: Path, python: Path | None = None
+) -> None:
+    """Mount the models and wheels datasets under input/ like Kaggle attaches them; the wheels
+    are those for the inference kernel's Python (`python`, default the builder's)."""
     copy_models(train_working, layout.input / MODELS_DATASET_SLUG)
-    copy_wheels(cached_wheels(wheel_cache), layout.input / WHEELS_DATASET_SLUG)
+    wheels = wheels_for_python(python_minor(Path(python or builder_python())), wheel_cache)
+    copy_wheels(wheels, layout.input / WHEELS_DATASET_SLUG)
+
+
+def base_environment(kaggle_image: str | None) -> Path:
+    """The Python every notebook's overlay is made on: Kaggle's image venv, or the builder's."""
+    if kaggle_image is None:
+        print(f"rehearsal: environment: the builder's venv ({sys.executable}), onnxruntime hidden")
+        return builder_python()
+    image = get_image(kaggle_image)
+    python = image_venv(image) / "bin" / "python"
+    print(
+        f"rehearsal: environment: Kaggle image {image.name!r} (Python {image.python}, "
+        f"{image.date}; local {python_minor(python)}) from kaggle_images.toml"
+    )
+    return python
 
 
 def rehearse(folders: dict[str, Path], options: RehearsalOptions) -> RehearsalResult:
@@ -242,18 +302,21 @@ def rehearse(folders: dict[str, Path], options: RehearsalOptions) -> RehearsalRe
         raise BuildError(f"--rehearse-config: {err}. Fix: use lib/config.py's fields.") from err
     spec_overrides = {**spec, **options.spec_overrides}
     synthetic_spec(spec_overrides, options.hard)
+    base_python = base_environment(options.kaggle_image)
+    print(f"rehearsal: {thread_settings(os.environ)[1]}")
     layout = prepare_workdir(Path(options.workdir))
     start = time.perf_counter()
     competition = make_synthetic(layout, spec_overrides, options.hard)
     print(f"rehearsal: synthetic competition in {time.perf_counter() - start:.1f} s")
     timeout = options.cell_timeout
     train_working, train_s = run_kernel(
-        "train", folders["train"], layout, train_config, offline=False, cell_timeout=timeout
-    )
-    rehearse_inputs(layout, train_working, Path(options.wheel_cache))
+        "train", folders["train"], layout, train_config, offline=False, cell_timeout=timeout,
+        base_python=base_python,
+    )  # fmt: skip
+    rehearse_inputs(layout, train_working, Path(options.wheel_cache), base_python)
     infer_working, infer_s = run_kernel(
         "infer", folders["infer"], layout, REHEARSAL_INFER_CONFIG, offline=True,
-        cell_timeout=timeout,
+        cell_timeout=timeout, base_python=base_python,
     )  # fmt: skip
     solution = pd.read_csv(layout.solution)
     submission_path = infer_working / "submission.csv"
