@@ -47,7 +47,7 @@ from workbench.metadata import (  # noqa: E402
 )
 from workbench.owner import OWNER_PLACEHOLDER  # noqa: E402
 from workbench.roundtrip_cli import ROUNDTRIP_COMMANDS, roundtrip_main  # noqa: E402
-from workbench.wheels import KAGGLE_PYTHON, default_wheel_cache  # noqa: E402
+from workbench.wheels import KAGGLE_PYTHONS, default_wheel_cache  # noqa: E402
 
 # The one table of per-kernel settings. A code-competition submission must run offline.
 KERNELS: dict[str, KernelSpec] = {
@@ -119,7 +119,8 @@ def _add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wheels", action="store_true",
         help="fetch onnxruntime (pinned in requirements.txt) + flatbuffers wheels for Kaggle's "
-        f"image (Python {KAGGLE_PYTHON}, manylinux x86_64) into --wheel-cache if missing (needs "
+        f"image (Pythons {', '.join(KAGGLE_PYTHONS)}: today's and next; manylinux x86_64) into "
+        "--wheel-cache if missing (needs "
         "network once), and copy them to <out>/wheels/. Without it, cached wheels are still copied",
     )  # fmt: skip
     parser.add_argument(

@@ -164,7 +164,10 @@ def test_notebook_installs_onnxruntime_offline_on_kaggle_python(tmp_path):
     cache = default_wheel_cache(os.environ)  # the builder's own wheel cache
     wheels = tmp_path / "wheels"
     copy_wheels(fetch_wheels(cache, ONNXRUNTIME_VERSION), wheels)
-    assert sorted(p.name.split("-")[0] for p in wheels.iterdir()) == ["flatbuffers", "onnxruntime"]
+    assert sorted({p.name.split("-")[0] for p in wheels.iterdir()}) == [
+        "flatbuffers",
+        "onnxruntime",
+    ]
 
     venv = tmp_path / "venv"  # a copy: the install must not reach the cached base
     shutil.copytree(base_venv(python, version, cache.parent / "kaggle-python"), venv, symlinks=True)

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -146,10 +147,11 @@ def test_bad_overrides_fail_before_anything_runs(tmp_path, change, message):
 HAS_INFER = (REPO / "kernels" / "infer.py").is_file()
 
 
-def run_real_inference(tmp_path: Path, base_python=None, wheels: bool = True) -> tuple:
+def run_real_inference(tmp_path: Path, base_python=None, wheels: str = "all") -> tuple:
     """The second half of the rehearsal with the real kernels/infer.py: tiny untrained fold
     models exported by lib.export, the notebook run offline without the repository in its own
-    overlay on `base_python`, the wheels dataset for that Python attached (or none).
+    overlay on `base_python`, with the built wheels dataset attached ("all"), none ("none"), or
+    one holding only onnxruntime wheels of other Pythons ("wrong-abi").
     Returns (layout, competition, working folder, seconds)."""
     from lib.config import Config
     from lib.export import export_run
@@ -165,8 +167,16 @@ def run_real_inference(tmp_path: Path, base_python=None, wheels: bool = True) ->
         save_checkpoint(tmp_path / "run" / f"fold{fold}" / "best.pt", model, config, classes)
     export_run(tmp_path / "run", layout.working_dir("train") / "models")
     rehearse_inputs(layout, layout.working_dir("train"), WHEEL_CACHE, base_python)
-    if not wheels:
+    if wheels == "none":
         shutil.rmtree(layout.input / WHEELS_DATASET_SLUG)
+    elif wheels == "wrong-abi":  # keep the other Pythons' wheels only
+        python = base_python or sys.executable
+        abi = subprocess.run(
+            [python, "-c", "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        for wheel in (layout.input / WHEELS_DATASET_SLUG).glob(f"onnxruntime-*-{abi}-*.whl"):
+            wheel.unlink()
     working, seconds = run_kernel(
         "infer", folders["infer"], layout, REHEARSAL_INFER_CONFIG, offline=True,
         base_python=base_python,
@@ -223,24 +233,30 @@ def test_inference_notebook_on_kaggle_image_installs_onnxruntime_offline(tmp_pat
     assert_valid_submission(layout, competition, working)
     assert f"onnxruntime {ONNXRUNTIME_VERSION}" in install_cell_output(layout)
     summary = json.loads((working / "inference_summary.json").read_text())
-    assert summary.get("engine", "onnxruntime") == "onnxruntime"  # key: after the engine merge
+    assert summary["engine"] == "onnxruntime" and summary["onnxruntime_wheel"].startswith(
+        f"onnxruntime-{ONNXRUNTIME_VERSION}-cp3"
+    )
     left = subprocess.run([python, "-c", "import onnxruntime"], capture_output=True)
     assert left.returncode != 0, "the notebook's install reached the cached image venv"
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_INFER, reason="no kernels/infer.py")
-@pytest.mark.xfail(
-    strict=True,
-    reason="AFTER MERGE: needs the inference engine's PyTorch fallback (another helper's "
-    "work); today the install cell stops without wheels. Remove this mark once it passes.",
-)
-def test_inference_notebook_on_kaggle_image_without_wheels_falls_back_to_torch(tmp_path):
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_INFER, reason="no kernels/infer.py")
+@pytest.mark.parametrize("wheels", ["none", "wrong-abi"])
+def test_inference_notebook_without_a_usable_wheel_falls_back_to_torch(tmp_path, wheels):
+    """Kaggle's current image with no onnxruntime wheel, or only other Pythons' wheels: the
+    submission is still complete and model-based (PyTorch runs every fold), and says why."""
     python = image_python_or_skip("current")
-    layout, competition, working, _ = run_real_inference(tmp_path, python, wheels=False)
+    layout, competition, working, _ = run_real_inference(tmp_path, python, wheels=wheels)
     assert_valid_submission(layout, competition, working)
     summary = json.loads((working / "inference_summary.json").read_text())
     assert summary["engine"] == "torch" and summary["engine_reason"]
+    if wheels == "wrong-abi":
+        assert "wrong ABI" in summary["engine_reason"] and "need cp312" in summary["engine_reason"]
+    assert set(summary["folds_per_file"]) == {"2"}  # both folds on every file: no fallback rows
+    assert "engine: torch (fallback: " in install_cell_output(layout)
 
 
 def test_rehearsal_needs_both_kernels(tmp_path):

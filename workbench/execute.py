@@ -118,9 +118,9 @@ def execute_notebook(
             env = {**env, "PYTHONPATH": os.pathsep.join(path)}
         manager = _kernel_manager(tmp, prefix, Path(python or sys.executable))
         client = NotebookClient(
-            nb, km=manager, timeout=timeout, record_timing=True,
+            nb, km=manager, timeout=timeout, record_timing=True, coalesce_streams=True,
             resources={"metadata": {"path": str(cwd)}},
-        )  # fmt: skip
+        )  # fmt: skip  # coalesce: a saved notebook keeps a progress bar's last state, not each
         start = time.perf_counter()
         try:
             client.execute(env=env, cwd=str(cwd), cleanup_kc=True)  # our km: shut it down

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import tomllib
 
-from lib.onnxruntime_setup import ONNXRUNTIME_VERSION
 from workbench.errors import BuildError
 
 IMAGES_FILE = Path(__file__).resolve().parents[1] / "kaggle_images.toml"
@@ -230,37 +229,3 @@ def python_minor(python: Path) -> str:
     ask = "import sys; print('%d.%d' % sys.version_info[:2])"
     done = subprocess.run([str(python), "-c", ask], capture_output=True, text=True, check=True)
     return done.stdout.strip()
-
-
-def wheels_for_python(minor: str, cache: Path) -> list[Path]:
-    """onnxruntime + flatbuffers wheels for Python `minor`, cached (network needed once).
-
-    Kaggle's Python (workbench.wheels.KAGGLE_PYTHON) gets exactly the builder's wheels; another
-    Python (a rehearsal on the builder's venv or on the next image) gets the same download made
-    for its version, in cache/cp<XY>/.
-    """
-    from workbench.wheels import KAGGLE_PYTHON, fetch_wheels, pip_download_command
-
-    if minor == KAGGLE_PYTHON:
-        return fetch_wheels(cache)
-    tag = f"cp{minor.replace('.', '')}"
-    folder = cache / tag
-    wheels = _cached(folder, tag)
-    if wheels:
-        return wheels
-    folder.mkdir(parents=True, exist_ok=True)
-    command = pip_download_command(folder)
-    command[command.index("--python-version") + 1] = minor
-    print("fetching wheels:", " ".join(command))
-    fix = f"check the network, or put the wheels in {folder}"
-    _run(command, f"pip download of onnxruntime=={ONNXRUNTIME_VERSION} for {tag}", fix)
-    wheels = _cached(folder, tag)
-    if not wheels:
-        raise BuildError(f"pip download left no {tag} onnxruntime + flatbuffers in {folder}")
-    return wheels
-
-
-def _cached(folder: Path, tag: str) -> list[Path]:
-    ort = sorted(folder.glob(f"onnxruntime-{ONNXRUNTIME_VERSION}-{tag}-*.whl"))
-    flat = sorted(folder.glob("flatbuffers-*.whl"))
-    return [*ort, *flat] if ort and flat else []

@@ -10,11 +10,12 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from lib.models_dataset import TORCH_FILE_GLOB
 from lib.paths import COMPETITION_SLUG
 from workbench.errors import BuildError
-from workbench.wheels import cached_wheels, copy_wheels, fetch_wheels
+from workbench.wheels import cached_wheels, copy_wheels, describe_wheels, fetch_wheels
 
-MODEL_PATTERNS = ("*.onnx", "*.json", "classes*.txt", "classes*.csv")
+MODEL_PATTERNS = ("*.onnx", TORCH_FILE_GLOB, "*.json", "classes*.txt", "classes*.csv")
 METADATA_FILES = {"dataset-metadata.json", "kernel-metadata.json"}
 
 
@@ -27,7 +28,7 @@ MACHINE_SHAPE_T4X2 = "NvidiaTeslaT4"
 # kernel-metadata.json's `docker_image_pinning_type` (kaggle 2.2.5 accepts these two). The
 # submission notebook is re-run on the hidden test at scoring time: `original` keeps the image it
 # was first run (and checked) with, so an image update in between (Python 3.12 -> 3.13: the
-# wheels dataset's cp312 onnxruntime no longer installs) cannot break the scored run. Its cost:
+# a package the notebook relies on changes) cannot break the scored run. Its cost:
 # the kernel stays on that image (no fixes), and a kernel first run long ago keeps an old one.
 IMAGE_PINNING_TYPES = ("original", "latest")
 DEFAULT_IMAGE_PINNING = "original"
@@ -198,7 +199,7 @@ def write_datasets(
         wheels = fetch_wheels(wheel_cache) if fetch else cached_wheels(wheel_cache)
         if wheels:
             copy_wheels(wheels, out / "wheels")
-            print(f"wheels: {', '.join(w.name for w in wheels)} -> {out / 'wheels'}")
+            print(f"wheels: {describe_wheels(wheels)} -> {out / 'wheels'}")
         else:
             print(
                 f"wheels: not in {wheel_cache}; run with --wheels once (needs network) to fetch "

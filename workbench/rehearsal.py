@@ -36,11 +36,10 @@ from workbench.kaggle_image import (
     image_venv,
     overlay_venv,
     python_minor,
-    wheels_for_python,
 )
 from workbench.metadata import copy_models
 from workbench.submission import check_submission, expected_columns
-from workbench.wheels import copy_wheels
+from workbench.wheels import copy_wheels, fetch_wheels
 
 REPO = Path(__file__).resolve().parents[1]  # stripped from the notebooks' PYTHONPATH
 
@@ -264,7 +263,7 @@ def rehearse_inputs(
     """Mount the models and wheels datasets under input/ like Kaggle attaches them; the wheels
     are those for the inference kernel's Python (`python`, default the builder's)."""
     copy_models(train_working, layout.input / MODELS_DATASET_SLUG)
-    wheels = wheels_for_python(python_minor(Path(python or builder_python())), wheel_cache)
+    wheels = fetch_wheels(wheel_cache)  # the build's wheels dataset: every Python's ABI
     copy_wheels(wheels, layout.input / WHEELS_DATASET_SLUG)
 
 

@@ -48,7 +48,7 @@ KERNEL_METADATA = "kernel-metadata.json"
 DATASET_METADATA = "dataset-metadata.json"
 SUBMISSION_FILE = "submission.csv"  # what the inference notebook writes (Kaggle scores it)
 # What `fetch` downloads of the training output: the export (any depth), not the checkpoints.
-OUTPUT_PATTERN = r"(?:^|/)(?:[^/]+\.onnx|[^/]+\.json|classes[^/]*\.(?:txt|csv))$"
+OUTPUT_PATTERN = r"(?:^|/)(?:[^/]+\.onnx|fold\d+\.pt|[^/]+\.json|classes[^/]*\.(?:txt|csv))$"
 RUNNING = ("QUEUED", "RUNNING", "NEW_SCRIPT")
 LOOKBACK = 10  # versions searched for the latest complete one
 
