@@ -21,8 +21,8 @@ PASSED = re.compile(r"rehearsal passed: padded cmAP (\d\.\d{4}) >= (\d\.\d+)")
 @pytest.mark.skipif(not (REPO / "kernels" / "train.py").is_file(), reason="no kernels/train.py")
 @pytest.mark.skipif(
     not os.environ.get("BIRDCLEF_FULL_REHEARSAL"),
-    reason="the README's hard rehearsal (8 min on 2 cores with OMP_NUM_THREADS=1, up to 19 min "
-    "without): set BIRDCLEF_FULL_REHEARSAL=1",
+    reason="the README's hard rehearsal (6.5-8 min on 2 cores with OMP_NUM_THREADS=1, 19 "
+    "without it): set BIRDCLEF_FULL_REHEARSAL=1",
 )
 def test_hard_rehearsal_reaches_its_min_score(tmp_path, capsys):
     """The trained folds must reach the hard setting's --min-score (0.40; untrained models
