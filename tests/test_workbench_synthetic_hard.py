@@ -218,7 +218,7 @@ def test_rehearsal_makes_the_hard_setting_with_its_truth_out_of_sight(tmp_path):
 def test_hard_min_score_sits_above_chance_on_the_rehearsals_test(tmp_path):
     """The hard rehearsal's default bar must fail a model that learned nothing: random scores
     on the very test `--rehearse --hard` scores (HardSpec(): 24 x 120 s) stay well below it
-    (measured 0.310-0.320 over 5 draws; untrained models 0.317-0.322). ~45 s: the test's audio."""
+    (measured 0.310-0.320 over 5 draws; untrained models 0.317-0.322). 20-45 s: the test's audio."""
     from lib.metric import padded_cmap
     from workbench.rehearsal import REHEARSAL_HARD_MIN_SCORE
     from workbench.synthetic.hard_competition import make_hard_test
