@@ -298,17 +298,33 @@ def test_crop_bad_files_raise_naming_the_file(tmp_path, name, content):
         load_audio(path, SR, offset=1.0, duration=5.0)
 
 
-def test_crop_truncated_file_raises_or_pads(tmp_path):
-    path = write_test_file(tmp_path / "t.ogg", 20.0, SR, 1)
-    data = path.read_bytes()
-    (tmp_path / "cut.ogg").write_bytes(data[: len(data) // 2])
+@pytest.mark.parametrize("suffix", [".ogg", ".mp3", ".flac", ".wav"])
+def test_crop_truncated_file_reads_what_survives_then_zeros(tmp_path, suffix):
+    """A download cut in half: crops of the surviving half are the intact file's samples, the
+    lost half reads as zeros (ogg, mp3, wav) or raises naming the file (flac loses sync)."""
+    intact = write_test_file(tmp_path / f"t{suffix}", 20.0, SR, 1)
+    whole = load_audio(intact, SR)
+    data = intact.read_bytes()
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(data[: len(data) // 2])  # about 10 s survive
+    head = load_audio(cut, SR, offset=2.0, duration=5.0)
+    assert np.abs(head - crop_of_whole(whole, 2.0, 5.0)).max() <= 1e-6
     try:
-        crop = load_audio(tmp_path / "cut.ogg", SR, offset=15.0, duration=5.0)
+        tail = load_audio(cut, SR, offset=15.0, duration=5.0)
+        edge = load_audio(cut, SR, offset=8.0, duration=4.0)
     except AudioError as err:
-        assert "cut.ogg" in str(err)
-    else:
-        assert crop.shape == (5 * SR,)  # the lost half reads as zeros, never a crash
-    (tmp_path / "head.wav").write_bytes((tmp_path / "t.ogg").read_bytes()[:20])
+        assert suffix == ".flac" and f"cut{suffix}" in str(err)
+        return
+    assert tail.shape == (5 * SR,) and not tail.any()  # the lost half: zeros, never noise
+    # across the cut: the intact samples up to where the file ends, zeros after
+    expected = crop_of_whole(whole, 8.0, 4.0)
+    survived = int(np.argmax(np.abs(edge - expected) > 1e-6))
+    assert survived >= SR and not edge[survived:].any(), survived
+
+
+def test_crop_of_a_header_only_file_raises_naming_it(tmp_path):
+    path = write_test_file(tmp_path / "t.ogg", 2.0, SR, 1)
+    (tmp_path / "head.wav").write_bytes(path.read_bytes()[:20])
     with pytest.raises(AudioError, match="head.wav"):
         load_audio(tmp_path / "head.wav", SR, offset=0.0, duration=1.0)
 

@@ -37,11 +37,20 @@ def test_log_mel_agrees_with_librosa_within_1e_2_db():
     np.testing.assert_allclose(ours, ref, atol=1e-2)
 
 
-def test_normalised_output_shape_and_range():
-    waves = torch.from_numpy(np.stack([clip(0), 0.001 * clip(1)]))
-    out = LogMel(Config())(waves)
+def test_normalised_output_maps_minus_80_to_0_db_onto_0_to_1():
+    """What the network sees: (dB + 80) / 80 of librosa's per-clip power_to_db, per item."""
+    waves = np.stack([clip(0), 0.001 * clip(1)])
+    out = LogMel(Config())(torch.from_numpy(waves))
     assert out.shape == (2, 1, 256, 501)
-    assert out.min() >= 0 and out.max() == pytest.approx(1.0)
+    for item, wave in zip(out[:, 0].numpy(), waves, strict=True):
+        with pytest.warns(UserWarning):
+            power = librosa.feature.melspectrogram(
+                y=wave, sr=SR, n_fft=1024, hop_length=320, win_length=1024,
+                n_mels=256, fmin=20, fmax=14000, power=2.0,
+            )  # fmt: skip
+        expected = (librosa.power_to_db(power, ref=np.max, top_db=80) + 80) / 80
+        np.testing.assert_allclose(item, expected, atol=1e-2 / 80)
+        assert item.max() == pytest.approx(1.0)  # the clip's loudest cell is 0 dB
 
 
 def test_gain_invariant():

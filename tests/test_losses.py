@@ -37,8 +37,16 @@ def test_weights_and_smoothing_come_from_config():
     assert abs(doubled(SEDOutput(clip, frames), target).item() - 2 * math.log(2)) < 1e-6
 
 
-def test_gradients_reach_both_outputs():
+def test_gradients_reach_the_clip_and_only_the_loudest_frame():
+    """d loss / d logit of a mean BCE is (sigmoid(x) - y) / n: every clip logit gets it with
+    weight 1.0, and of the frames only each class's loudest one, with weight 0.5."""
     clip = torch.zeros(2, 3, requires_grad=True)
-    frames = torch.zeros(2, 4, 3, requires_grad=True)
-    SEDLoss(Config())(SEDOutput(clip, frames), torch.ones(2, 3)).backward()
-    assert clip.grad.abs().sum() > 0 and frames.grad.abs().sum() > 0
+    frames = torch.arange(24, dtype=torch.float32).reshape(2, 4, 3).div(10).requires_grad_()
+    target = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    SEDLoss(Config())(SEDOutput(clip, frames), target).backward()
+    smoothed = target * 0.9 + 0.05
+    torch.testing.assert_close(clip.grad, 1.0 * (0.5 - smoothed) / 6)
+    loudest = frames.detach()[:, 3, :]  # frame 3 holds each class's largest logit
+    expected = torch.zeros_like(frames)
+    expected[:, 3, :] = 0.5 * (torch.sigmoid(loudest) - smoothed) / 6
+    torch.testing.assert_close(frames.grad, expected)

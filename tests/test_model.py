@@ -34,8 +34,10 @@ def test_clip_logit_is_attention_weighted_frames():
 @pytest.mark.parametrize("backbone", [TINY_BACKBONE, "resnet18", "efficientnet_b0"])
 def test_any_timm_cnn_and_three_channels(backbone):
     model = SEDModel(backbone, num_classes=4, in_channels=3).eval()
-    out = model(torch.rand(1, 1, 64, 201))  # one-channel image repeated for a 3-channel stem
+    mel = torch.rand(1, 1, 64, 201)
+    out = model(mel)  # one-channel image repeated for a 3-channel stem
     assert out.clip_logits.shape == (1, 4)
+    torch.testing.assert_close(out.clip_logits, model(mel.repeat(1, 3, 1, 1)).clip_logits)
 
 
 def test_variable_length_input():

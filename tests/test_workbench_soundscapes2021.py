@@ -93,10 +93,25 @@ def test_noise_bank_end_to_end(root):
     config = Config().replace(pitch_shift_p=0.0, gaussian_noise_p=0.0, uniform_noise_p=0.0,
                               background_noise_p=1.0)  # fmt: skip
     clean = np.sin(np.arange(5 * 32000) * 0.3).astype(np.float32)
-    mixed = WaveAugment(config, noise_bank=bank)(clean, np.random.default_rng(0))
-    assert mixed.shape == clean.shape and not np.array_equal(mixed, clean)
+    # What the augmentation added is one nocall window of a soundscape, cut from the whole
+    # decoded file here, at an SNR inside the configured range.
+    windows = {}
+    for path in (root / "birdclef-2021" / "train_soundscapes").glob("*.ogg"):
+        wave = load_audio(path, 32000)
+        audio_id = int(path.name.split("_")[0])
+        for end in quiet[quiet["audio_id"] == audio_id]["seconds"]:
+            windows[(audio_id, end)] = wave[(end - 5) * 32000 : end * 32000]
+    for seed in range(4):
+        mixed = WaveAugment(config, noise_bank=bank)(clean, np.random.default_rng(seed))
+        added = mixed - clean
+        match = max(windows, key=lambda k: abs(np.corrcoef(added, windows[k])[0, 1]))
+        assert np.corrcoef(added, windows[match])[0, 1] > 0.999, (seed, match)
+        snr = 10 * np.log10(np.mean(clean**2) / np.mean(added**2))
+        low, high = config.background_noise_snr_db
+        assert low - 0.01 <= snr <= high + 0.01, snr
     # The short recordings of the 2021 source still read as before beside the soundscapes.
-    assert len(read_source("birdclef-2021", root / "birdclef-2021")) > 0
+    short = read_source("birdclef-2021", root / "birdclef-2021")
+    assert len(short) == len(list((root / "birdclef-2021" / "train_short_audio").rglob("*.ogg")))
 
 
 def test_same_spec_same_soundscapes(root, tmp_path):

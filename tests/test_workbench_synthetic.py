@@ -23,6 +23,7 @@ from workbench.synthetic import (
     soundscape_windows,
     species_codes,
 )
+from workbench.synthetic.recordings import TYPES
 
 SMALL = SyntheticSpec(
     n_species=4,
@@ -110,8 +111,9 @@ def test_competition_layout_and_columns(root):
     for row in meta.itertuples():
         assert re.fullmatch(rf"{row.primary_label}/XC\d+\.ogg", row.filename)
         assert (comp / "train_audio" / row.filename).is_file()
-        assert isinstance(ast.literal_eval(row.secondary_labels), list)
-        assert ast.literal_eval(row.type) and isinstance(ast.literal_eval(row.type), list)
+        secondary = ast.literal_eval(row.secondary_labels)  # a Python list, as on Kaggle
+        assert secondary == sorted(set(secondary) & set(CODES) - {row.primary_label}), row
+        assert tuple(ast.literal_eval(row.type)) in TYPES, row.type
     assert meta.url.str.fullmatch(r"https://www\.xeno-canto\.org/\d+").all()
     assert len(list((comp / "train_audio").rglob("*.ogg"))) == len(meta)
     counts = meta.primary_label.value_counts()
