@@ -50,9 +50,10 @@ class WholeFileDataset(ClipDataset):
     """The old way, kept here only to compare: decode the whole recording, then crop (what
     lib.dataset did before crop decoding)."""
 
-    def read_clip(self, index: int, start: int) -> np.ndarray:
+    def read_crop(self, index: int, start: int) -> tuple[np.ndarray, float | None]:
         wave = load_audio(str(self.paths[index]), self.config.sample_rate)  # (samples,)
-        return np.array(crop_or_pad(wave[start:], self.config.clip_samples), dtype=np.float32)
+        clip = np.array(crop_or_pad(wave[start:], self.config.clip_samples), dtype=np.float32)
+        return clip, None  # (the clip, no short read learned)
 
 
 def all_augmentations_on(config: Config) -> Config:
