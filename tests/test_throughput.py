@@ -183,8 +183,11 @@ def test_plan_from_known_rates_projects_hours_by_hand(root, known_rates):
     valid = round(len(stage.table) / 3)  # mean fold size
     assert (figures.train_clips, figures.valid_clips) == (len(stage.table) - valid, valid)
     epoch_s = figures.train_clips / 80 + valid / 150  # validation: min(loader 150, device 400)
-    assert plan.stage_hours(figures) == pytest.approx(3 * 3 * epoch_s / 3600, rel=1e-12)
-    assert plan.total_hours() == pytest.approx(9 * epoch_s / 3600 + 10 / 60, rel=1e-12)
+    header_s = figures.recordings * plan.header_ms_per_file / 1000  # the timed header pass
+    assert plan.header_files_timed == min(len(stage.table), CONFIG.plan_header_files)
+    hours = (header_s + 3 * 3 * epoch_s) / 3600
+    assert plan.stage_hours(figures) == pytest.approx(hours, rel=1e-12)
+    assert plan.total_hours() == pytest.approx(hours + 10 / 60, rel=1e-12)
     doubled = make_training_plan(CONFIG, [fine_tune_stage(root, 2)], nproc=2, device="cpu")
     ratio = doubled.stage_hours(doubled.stages[0]) / plan.stage_hours(figures)
     assert ratio == pytest.approx(2.0, abs=0.02)  # twice the clips: twice the hours
