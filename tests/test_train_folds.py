@@ -155,6 +155,7 @@ def test_run_directory_layout(learned, table, classes):
         "epoch",
         "train_loss",
         "valid_loss",
+        "valid_score",
         "valid_cmap",
         "lr",
         "seconds",
@@ -165,6 +166,7 @@ def test_run_directory_layout(learned, table, classes):
     best = load_checkpoint(learned / "fold0" / "best.pt")
     assert best["epoch"] == int(hist["valid_cmap"].idxmax())  # never replaced by a worse epoch
     assert best["score"] == pytest.approx(hist["valid_cmap"].max())
+    assert hist["valid_score"].equals(hist["valid_cmap"])  # 2023: the score is the padded cmAP
     oof = pd.read_csv(learned / "fold0" / "oof.csv")
     _, valid = split_fold(table, 0)
     assert list(oof.columns) == ["row_id", "fold", "primary_label", *classes]
@@ -172,6 +174,7 @@ def test_run_directory_layout(learned, table, classes):
     assert (oof["primary_label"].to_numpy() == valid["primary_label"].to_numpy()).all()
     summary = json.loads((learned / "summary.json").read_text())
     assert summary["complete"] and summary["oof_cmap"] == pytest.approx(best["score"])
+    assert summary["metric"] == "padded_cmap" and summary["oof_score"] == summary["oof_cmap"]
     assert (learned / "history.png").stat().st_size > 1000
     assert (learned / "oof.csv").is_file()
     assert not list(learned.rglob("*.tmp-*"))  # lib.atomic's temporary names
