@@ -175,7 +175,10 @@ def finalize(probs: np.ndarray, config: Config) -> np.ndarray:
 def fallback_result(index: int, path: Path, bundle: ModelBundle, config: Config, why: str):
     """Fallback rows for a whole file (row count from its header, else 10 minutes)."""
     feats = bundle.config
-    ends = expected_ends(path, feats.sample_rate, feats.clip_seconds, feats.min_tail_seconds)
+    ends = expected_ends(
+        path, feats.sample_rate, feats.clip_seconds, feats.min_tail_seconds,
+        expected_seconds=config.test_file_seconds,
+    )  # fmt: skip  # the year's test-file length when the header cannot be read
     probs = np.full((len(ends), len(bundle.classes)), config.fallback_probability, np.float32)
     notes = [f"{path.name}: {why}; fallback rows"]
     return FileResult(index, path.stem, ends, finalize(probs, config), 0, notes)
@@ -525,7 +528,10 @@ def run_inference(
     try:
         runner = make_runner(bundle, config, len(paths), choice.engine)
         folds = len(bundle.fold_paths(choice.engine))
-        guard = DeadlineGuard(config.time_budget_minutes * 60, folds, runner.workers)
+        guard = DeadlineGuard(
+            config.time_budget_minutes * 60, folds, runner.workers,
+            expected_seconds=config.test_file_seconds,
+        )  # fmt: skip
         start = begun if started_at is None else started_at
         scheduler = Scheduler(paths, runner, guard, bundle, config, writer.add, clock, start)
         stats = scheduler.run()

@@ -205,6 +205,19 @@ def test_bad_input_never_stops_the_run(models, tmp_path):
         assert species_values(sub[stems == stem]).std() > 0, stem  # real predictions
 
 
+def test_an_unreadable_file_gets_the_years_rows(models, tmp_path):
+    """No header to count windows from: the fallback rows follow the year's test-file length
+    (BirdCLEF 2025-26: 1-minute files, 12 rows), not 2023's 10 minutes."""
+    folder = tmp_path / "test"
+    folder.mkdir()
+    (folder / "garbage.ogg").write_bytes(np.random.default_rng(0).bytes(20000))
+    for seconds, rows in ((60, 12), (240, 48), (600, 120)):
+        out = tmp_path / f"s{seconds}.csv"
+        run_inference(models, folder, out, RUN.replace(test_file_seconds=seconds))
+        sub = pd.read_csv(out)
+        assert sub.row_id.tolist() == [f"garbage_{5 * k}" for k in range(1, rows + 1)]
+
+
 # --- workers ---------------------------------------------------------------------------------
 
 
