@@ -21,9 +21,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lib.audio_cache import AudioCache  # noqa: E402
 from lib.augment import WaveAugment  # noqa: E402
 from lib.config import Config  # noqa: E402
-from lib.dataset import AudioCache, ClipDataset, make_loader, set_epoch  # noqa: E402
+from lib.dataset import ClipDataset, make_loader, set_epoch  # noqa: E402
 from lib.sources import class_list, read_birdclef2023  # noqa: E402
 from workbench.synthetic import SyntheticSpec, make_competition  # noqa: E402
 

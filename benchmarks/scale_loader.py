@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from lib.audio import crop_or_pad, load_audio
+from lib.audio_cache import AudioCache
 from lib.audio_index import load_or_build_index, read_durations
 from lib.augment import (
     WaveAugment,
@@ -33,7 +34,7 @@ from lib.augment import (
     pitch_shift,
 )
 from lib.config import Config
-from lib.dataset import AudioCache, ClipDataset, make_loader
+from lib.dataset import ClipDataset, make_loader
 from lib.noise import NoiseBank, noise_bank_from_files
 
 CLASSES = ["sp0"]

@@ -30,9 +30,10 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from lib.atomic import atomic_write
+from lib.audio_cache import AudioCache
 from lib.augment import SpecAugment, mixup
 from lib.config import Config
-from lib.dataset import AudioCache, ClipDataset, make_loader
+from lib.dataset import ClipDataset, make_loader
 from lib.distributed import DistInfo, broadcast_buffers, gather_objects, sum_across
 from lib.features import LogMel
 from lib.losses import SEDLoss

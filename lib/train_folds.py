@@ -46,16 +46,10 @@ from torch.utils.data.distributed import DistributedSampler
 from tqdm.auto import tqdm
 
 from lib.atomic import atomic_write
+from lib.audio_cache import AudioCache, default_cache_dir, make_cache
 from lib.augment import WaveAugment
 from lib.config import Config
-from lib.dataset import (
-    AudioCache,
-    ClipDataset,
-    default_cache_dir,
-    make_cache,
-    make_loader,
-    set_epoch,
-)
+from lib.dataset import ClipDataset, make_loader, set_epoch
 from lib.distributed import (
     DDP_CHILD_ENV,
     DistInfo,

@@ -14,19 +14,12 @@ import pandas as pd
 import pytest
 import torch
 
+import lib.audio_cache as cache_module
 import lib.dataset as dataset_module
 from lib.audio import load_audio, write_audio
+from lib.audio_cache import AudioCache, make_cache
 from lib.config import Config
-from lib.dataset import (
-    AudioCache,
-    ClipDataset,
-    EpochSampler,
-    SkipLog,
-    make_cache,
-    make_loader,
-    make_targets,
-    set_epoch,
-)
+from lib.dataset import ClipDataset, EpochSampler, SkipLog, make_loader, make_targets, set_epoch
 from lib.sources import class_list, read_birdclef2023
 from workbench.synthetic import SyntheticSpec, make_competition
 
@@ -49,7 +42,7 @@ def comp(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def counted(monkeypatch) -> list[str]:
-    """Paths decoded through lib.dataset.load_audio, in order."""
+    """Paths decoded whole (the cache's decodes, lib.audio_cache.load_audio), in order."""
     calls: list[str] = []
 
     def counting(path, sample_rate=32000, offset=None, duration=None):
@@ -57,7 +50,7 @@ def counted(monkeypatch) -> list[str]:
             calls.append(str(path))
         return load_audio(path, sample_rate, offset=offset, duration=duration)
 
-    monkeypatch.setattr(dataset_module, "load_audio", counting)
+    monkeypatch.setattr(cache_module, "load_audio", counting)
     return calls
 
 
@@ -115,7 +108,7 @@ def test_cache_write_failure_leaves_no_file_and_serves_the_audio(tmp_path, monke
         Path(file).write_bytes(b"half")
         raise OSError("disk full")
 
-    monkeypatch.setattr(dataset_module.np, "save", broken_save)
+    monkeypatch.setattr(cache_module.np, "save", broken_save)
     with pytest.warns(UserWarning, match="disk full.*another cache_dir"):
         wave = cache.get(path)
     np.testing.assert_allclose(wave.astype(np.float32), load_audio(path), atol=5e-4)
@@ -408,7 +401,7 @@ def test_cache_keeps_the_free_disk_margin(tmp_path, monkeypatch):
     files = one_second_files(tmp_path, 2)
     cache = AudioCache(tmp_path / "c", min_free_bytes=5e9)
     usage = type("Usage", (), {"free": int(5e9) + 70_000})
-    monkeypatch.setattr(dataset_module.shutil, "disk_usage", lambda _: usage)
+    monkeypatch.setattr(cache_module.shutil, "disk_usage", lambda _: usage)
     with pytest.warns(UserWarning, match=r"disk has 5\.00 GB free, margin 5\.00 GB"):
         assert cache.get(files[0], 1.0) is not None  # 64 KB fit in the 70 KB above the margin
         usage.free -= 64_128

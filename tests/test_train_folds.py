@@ -22,9 +22,9 @@ from conftest import TINY_BACKBONE
 from test_distributed import notebook_namespace
 
 import lib.train_folds as train_module
+from lib.audio_cache import AudioCache
 from lib.competitions import PROFILES, parse_label_list, profile_settings
 from lib.config import Config
-from lib.dataset import AudioCache
 from lib.fold_trainer import derive_seed, evaluate_model, init_fold_model
 from lib.metric import roc_auc
 from lib.model import load_checkpoint, model_from_checkpoint
