@@ -16,15 +16,16 @@ Pure functions of their arguments; nothing is read at import.
 
 from __future__ import annotations
 
+import ast
 import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lib.metric import METRICS
-from lib.sources import parse_label_list
 
 DEFAULT_COMPETITION = "birdclef-2023"
 WINDOW_SECONDS = 5  # every year scores 5-second windows; row_id = <file stem>_<end second>
@@ -163,6 +164,16 @@ PROFILES: dict[str, CompetitionProfile] = {
 }
 
 
+def profile_settings(profile: CompetitionProfile) -> dict:
+    """The Config fields a year sets (lib.config.Config): metric, test file length, inference
+    budget. A notebook starts from these, then its own SETTINGS and $BIRDCLEF_CONFIG on top."""
+    return {
+        "metric": profile.metric,
+        "test_file_seconds": profile.test_file_seconds,
+        "time_budget_minutes": float(profile.inference_budget_minutes),
+    }
+
+
 def profile(slug: str) -> CompetitionProfile:
     """The profile of `slug` (e.g. "birdclef-2025"); an unknown slug lists the known ones."""
     if slug not in PROFILES:
@@ -171,6 +182,24 @@ def profile(slug: str) -> CompetitionProfile:
             "(add a CompetitionProfile to PROFILES in lib/competitions.py for a new year)"
         )
     return PROFILES[slug]
+
+
+def parse_label_list(value) -> list[str]:
+    """A CSV's Python-list string ("['a', 'b']"), a list, a bare label, '' or NaN -> list of
+    str (a numeric label such as 41778 in a list string comes back as "41778")."""
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [str(v) for v in value]
+    if not isinstance(value, str) or not value.strip():
+        return []
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return [value.strip()]  # a bare label
+    if isinstance(parsed, str):
+        return [parsed] if parsed else []
+    if isinstance(parsed, (int, float)):
+        return [value.strip()]  # a bare numeric label, as written ("41778", not 41778)
+    return [str(v) for v in parsed if str(v)]
 
 
 def _read_labelled_csv(path: Path, label_columns: list[str], what: str) -> pd.DataFrame:

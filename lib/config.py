@@ -85,6 +85,10 @@ class Config:
     amp: bool = False  # the recipe trains in fp32
     seed: int = 42
     stage: str = "finetune"  # "pretrain" (union of species) or "finetune" (2023 species)
+    # The competition's metric (a key of lib.metric.METRICS): validation, the out-of-fold
+    # summary and the per-species report follow it. A year's profile sets it
+    # (lib.competitions.profile_settings): "roc_auc" for 2024-2026.
+    metric: str = "padded_cmap"
     folds: tuple[int, ...] = ()  # folds to train; empty means all
 
     # --- waveform augmentations (probability, range) -------------------------------------
@@ -111,6 +115,9 @@ class Config:
     infer_threads: int = 1  # onnxruntime intra-op threads per process
     infer_batch_size: int = 1  # windows per onnxruntime call: 1 ran fastest, least memory
     time_budget_minutes: float = 110.0
+    # Length of a hidden test file (the profile's test_file_seconds): the rows of a file that
+    # cannot be read (600 s -> 120 rows; a 1-minute year: 12) and the guard's first estimate.
+    test_file_seconds: float = 600.0
     fallback_probability: float = 0.0
     max_probability: float = 0.999  # submissions must stay below 1.0
 

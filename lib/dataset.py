@@ -347,20 +347,33 @@ class SkipLog:
         return frame.drop_duplicates("path", keep="first").reset_index(drop=True)
 
 
+def secondary_weights(table: pd.DataFrame, config: Config) -> np.ndarray:
+    """(rows,) weight of each row's secondary labels in its target: the row's own
+    `secondary_weight` where finite (a labelled soundscape segment: 1.0, every label was
+    heard there), else config.secondary_label_weight when config.use_secondary_labels, else 0."""
+    default = config.secondary_label_weight if config.use_secondary_labels else 0.0
+    if "secondary_weight" not in table.columns:
+        return np.full(len(table), default, dtype=np.float32)
+    own = pd.to_numeric(table["secondary_weight"], errors="coerce").to_numpy(dtype=float)
+    return np.where(np.isfinite(own), own, default).astype(np.float32)
+
+
 def make_targets(table: pd.DataFrame, classes: list[str], config: Config) -> np.ndarray:
-    """(rows, classes) float32: primary 1.0; secondaries at config.secondary_label_weight when
-    config.use_secondary_labels. Labels outside `classes` are ignored (zero row if all are).
-    Secondary labels may be lists or the "['a', 'b']" strings of a fold table read from CSV."""
-    column = {label: k for k, label in enumerate(classes)}
+    """(rows, classes) float32: primary 1.0; secondaries at `secondary_weights`. Labels
+    outside `classes` are ignored (zero row if all are). Labels are compared as strings;
+    secondary labels may be lists or the "['a', 'b']" strings of a fold table read from CSV."""
+    column = {str(label): k for k, label in enumerate(classes)}
     targets = np.zeros((len(table), len(classes)), dtype=np.float32)
-    use_secondary = config.use_secondary_labels and "secondary_labels" in table.columns
-    secondaries = table["secondary_labels"] if use_secondary else [()] * len(table)
-    for row, (primary, extra) in enumerate(zip(table["primary_label"], secondaries, strict=True)):
-        for label in parse_label_list(extra):
+    weights = secondary_weights(table, config)
+    has_secondary = "secondary_labels" in table.columns
+    secondaries = table["secondary_labels"] if has_secondary else [()] * len(table)
+    rows = zip(table["primary_label"], secondaries, weights, strict=True)
+    for row, (primary, extra, weight) in enumerate(rows):
+        for label in parse_label_list(extra) if weight > 0 else ():
             if label in column:
-                targets[row, column[label]] = config.secondary_label_weight
-        if primary in column:
-            targets[row, column[primary]] = 1.0
+                targets[row, column[label]] = weight
+        if str(primary) in column:
+            targets[row, column[str(primary)]] = 1.0
     return targets
 
 
@@ -368,7 +381,9 @@ class ClipDataset(Dataset):
     """(wave (clip_samples,) float32, target (n_classes,) float32) per recording.
 
     train=True: a random crop (short recordings zero-padded at the end) then `augment(wave,
-    rng)`; train=False: the first clip_seconds, no augmentation. Crops are decoded directly
+    rng)`; train=False: the first clip_seconds, no augmentation. A row with a finite `offset`
+    (a labelled soundscape segment, lib.sources.soundscape_segments) is always the clip that
+    starts there. Crops are decoded directly
     from the file; `cache` (AudioCache or None) serves them from decoded audio when it holds
     them. Durations come from the table's `seconds` column (the header pass), else from the
     file's header at first use. A bad file never raises mid-epoch (see the module docstring);
@@ -398,6 +413,9 @@ class ClipDataset(Dataset):
         seconds = table["seconds"] if "seconds" in table.columns else np.full(len(table), np.nan)
         self.seconds = np.array(pd.to_numeric(pd.Series(seconds)), dtype=np.float64)
         sources = table["source"].astype(str) if "source" in table.columns else [""] * len(table)
+        offsets = table["offset"] if "offset" in table.columns else np.full(len(table), np.nan)
+        # A labelled soundscape segment's start (seconds): its clip is read there, never drawn.
+        self.offsets = pd.to_numeric(pd.Series(offsets), errors="coerce").to_numpy(float)
         self.sources = np.asarray(sources, dtype=str)
         self.targets = make_targets(table, classes, config)  # (rows, classes)
         self.config, self.cache, self.train, self.augment = config, cache, train, augment
@@ -467,14 +485,17 @@ class ClipDataset(Dataset):
         recordings no longer than a clip. Drawn over the header's length, then (a cut file)
         drawn again inside the audio when it reaches past it: the same draws whether the cut
         was known beforehand or found by this crop's read (see `clip`), so a run does not
-        depend on which worker found it first."""
+        depend on which worker found it first. A soundscape segment (a finite `offset` in the
+        table) starts at its offset, in training and validation alike."""
+        if np.isfinite(self.offsets[index]):
+            return int(round(self.offsets[index] * self.config.sample_rate))
         if not self.train:
             return 0
         return self._inside(index, self._draw(rng, self._samples(self.duration(index))), rng)
 
     def _inside(self, index: int, start: int, rng: np.random.Generator) -> int:
         decoded = self.decoded_seconds(index)
-        if not self.train or decoded is None:
+        if not self.train or decoded is None or np.isfinite(self.offsets[index]):
             return start
         real = self._samples(decoded)
         return self._draw(rng, real) if start + self.config.clip_samples > real else start

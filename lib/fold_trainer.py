@@ -36,9 +36,8 @@ from lib.dataset import AudioCache, ClipDataset, make_loader
 from lib.distributed import DistInfo, broadcast_buffers, gather_objects, sum_across
 from lib.features import LogMel
 from lib.losses import SEDLoss
-from lib.metric import padded_cmap
 from lib.model import build_model, load_checkpoint, load_weights, unwrap, window_probabilities
-from lib.run_dir import with_row_ids
+from lib.run_dir import score_clips, with_row_ids
 
 
 def derive_seed(*keys: int) -> int:
@@ -224,17 +223,9 @@ def _num_classes(model: nn.Module) -> int:
     return int(unwrap(model).head.classifier.out_channels)
 
 
-def score_clips(row_ids: list[str], truth: np.ndarray, probs: np.ndarray, classes) -> float:
-    """Padded cmAP of clip predictions: solution = labels present (> 0), as Kaggle scores."""
-    solution = pd.DataFrame((truth > 0).astype(np.int8), columns=list(classes))
-    submission = pd.DataFrame(probs, columns=list(classes))
-    solution.insert(0, "row_id", row_ids)
-    submission.insert(0, "row_id", row_ids)
-    return padded_cmap(solution, submission)
-
-
 def validate(t: FoldTrainer, loader: DataLoader, valid_ds: ClipDataset, row_ids) -> tuple:
-    """(padded cmAP, mean loss, probabilities (n_valid, classes)), identical on every rank."""
+    """(score by config.metric, mean loss, probabilities (n_valid, classes)), identical on
+    every rank."""
     broadcast_buffers(unwrap(t.model), t.info)  # rank 0's batch-norm statistics: the saved ones
     desc = f"fold {t.fold} valid" if t.info.is_main else None
     part = predict_clips(
@@ -246,7 +237,8 @@ def validate(t: FoldTrainer, loader: DataLoader, valid_ds: ClipDataset, row_ids)
     for rank, (part, _) in enumerate(shards):
         probs[rank :: t.info.world_size] = part  # rank r predicted clips r, r + world, ...
     loss = sum(loss_sum for _, loss_sum in shards) / max(len(valid_ds), 1)
-    return score_clips(row_ids, valid_ds.targets, probs, t.classes), loss, probs
+    score = score_clips(row_ids, valid_ds.targets, probs, t.classes, t.config.metric)
+    return score, loss, probs
 
 
 def evaluate_model(
@@ -257,8 +249,9 @@ def evaluate_model(
     cache: AudioCache | None,
     device: str | torch.device = "cpu",
 ) -> tuple[float, np.ndarray]:
-    """(padded cmAP, probabilities) of `model` on the first clip of every recording in
-    `table`, scored like validation; one process. For baselines and checking a best.pt."""
+    """(score by config.metric, probabilities) of `model` on the first clip of every
+    recording in `table`, scored like validation; one process. For baselines and checking a
+    best.pt."""
     device = torch.device(device)
     dataset = ClipDataset(table, classes, config, cache, train=False)
     loader = make_loader(dataset, config, shuffle=False)
@@ -268,7 +261,7 @@ def evaluate_model(
         model, loader, features, criterion, device, output=config.window_output
     )
     row_ids = with_row_ids(table)["row_id"].tolist()
-    return score_clips(row_ids, dataset.targets, probs, classes), probs
+    return score_clips(row_ids, dataset.targets, probs, classes, config.metric), probs
 
 
 def save_last(path: Path, t: FoldTrainer, progress: Progress) -> None:

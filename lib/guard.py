@@ -36,6 +36,9 @@ class DeadlineGuard:
     fold_windows: int = 0
     files: int = 0
     decisions: dict[int, int] = field(default_factory=dict)  # folds -> files submitted so
+    # The competition's test file length (Config.test_file_seconds): the windows per file
+    # assumed before the first file is measured (600 s: 120; a 1-minute year: 12).
+    expected_seconds: float = EXPECTED_SOUNDSCAPE_SECONDS
 
     def observe(self, windows: int, folds: int, window_s: float, fold_s: float) -> None:
         """Add a finished file's measured costs (files without model runs teach nothing)."""
@@ -48,7 +51,7 @@ class DeadlineGuard:
         self.fold_s += fold_s
 
     def mean_windows(self) -> float:
-        return self.windows / self.files if self.files else EXPECTED_SOUNDSCAPE_SECONDS / 5
+        return self.windows / self.files if self.files else self.expected_seconds / 5
 
     def file_cost(self, folds: int, windows: float | None = None) -> float:
         """Projected seconds of one worker for a file (0 before anything was measured)."""

@@ -16,10 +16,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# The default competition (lib.competitions.DEFAULT_COMPETITION; not imported, so the
+# inference notebook does not inline the profiles for one string). Other years pass their slug.
 COMPETITION_SLUG = "birdclef-2023"
-# Dataset slugs shared by build_kernels.py (which writes their metadata) and the notebooks.
-MODELS_DATASET_SLUG = "birdclef-2023-sed-models"
-WHEELS_DATASET_SLUG = "birdclef-2023-onnxruntime-wheels"
+
+
+def models_dataset_slug(competition: str = COMPETITION_SLUG) -> str:
+    """The models dataset of a competition's run: 'birdclef-2025' -> 'birdclef-2025-sed-models'.
+    Shared by build_kernels.py (which writes its metadata) and the notebooks."""
+    return f"{competition}-sed-models"
+
+
+def wheels_dataset_slug(competition: str = COMPETITION_SLUG) -> str:
+    """The onnxruntime wheels dataset the competition's inference notebook attaches:
+    'birdclef-2025' -> 'birdclef-2025-onnxruntime-wheels'."""
+    return f"{competition}-onnxruntime-wheels"
+
+
+# 2023's, as before the per-year slugs.
+MODELS_DATASET_SLUG = models_dataset_slug(COMPETITION_SLUG)
+WHEELS_DATASET_SLUG = wheels_dataset_slug(COMPETITION_SLUG)
 
 _DEFAULT_INPUT = "/kaggle/input"
 _DEFAULT_WORKING = "/kaggle/working"

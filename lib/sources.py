@@ -1,14 +1,22 @@
-"""Recording tables: BirdCLEF 2023 and the pre-training sources in one shape, and the folds.
+"""Recording tables: any BirdCLEF year and the pre-training sources in one shape, and the folds.
 
 Every source speaks its own dialect (see shared/birdclef2023.md): 2021-2023 name species by
 eBird code in `primary_label` and keep audio under `<label>/<file>`; 2020 ("birdsong-recognition")
 and Xeno-canto extended name them in `ebird_code`, give secondary labels as
 "Scientific name_Common name" strings, and the latter splits audio into `A-M/` and `N-Z/`.
 `read_source` turns each into one table so the dataset and folds never care where a file
-came from:
+came from. The BirdCLEF years (lib.competitions.PROFILES: 2023-2026) are read through their
+profiles, with labels always as strings (numeric iNaturalist ids, sonotypes):
 
-    path (absolute str) | primary_label | secondary_labels (list[str]) | source | xc_id | rating
+    path (absolute str) | primary_label | secondary_labels (list[str]) | source | xc_id
+    | recording_id | rating
     | root (the attached folder the file lies in: Xeno-canto's A-M and N-Z halves differ)
+
+`recording_id` is what de-duplicates across sources and years: 'XC123' (= xc_id) for a
+Xeno-canto recording, '<collection><number>' ('iNat12345', 'CSA99') for the others, '' if the
+file name says neither. 2026's labelled train soundscapes become rows too
+(`soundscape_segments`): one 5-s segment each, with `offset` and `duration` (seconds) and
+`secondary_weight` 1.0 (every label of a segment is a target), folded whole per file.
 
 A missing table, audio folder or column stops with an error that names it and the source (the
 run would be wrong otherwise); files listed but absent on disk are warned about with a count and
@@ -17,7 +25,6 @@ dropped, so training never meets them mid-epoch.
 
 from __future__ import annotations
 
-import ast
 import os
 import re
 import warnings
@@ -29,7 +36,21 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-COLUMNS = ["path", "primary_label", "secondary_labels", "source", "xc_id", "rating", "root"]
+from lib.competitions import (
+    LABEL_DTYPE,
+    PROFILES,
+    CompetitionProfile,
+    class_order,
+    parse_label_list,
+    read_soundscape_labels,
+)
+
+COLUMNS = [
+    "path", "primary_label", "secondary_labels", "source", "xc_id", "recording_id", "rating",
+    "root",
+]  # fmt: skip
+# Segment rows (soundscape_segments) add these; recordings have NaN there.
+SEGMENT_COLUMNS = ["offset", "duration", "secondary_weight"]
 
 
 @dataclass(frozen=True)
@@ -41,7 +62,8 @@ class SourceFormat:
     label: str
 
 
-# In de-duplication preference order: the 2023 copy first, then the newest source.
+# The older sources, in de-duplication preference order: the 2023 copy first, then the newest.
+# The BirdCLEF years of lib.competitions.PROFILES are sources too (source_format).
 SOURCES: dict[str, SourceFormat] = {
     "birdclef-2023": SourceFormat("train_metadata.csv", ("train_audio",), "primary_label"),
     "birdclef-2022": SourceFormat("train_metadata.csv", ("train_audio",), "primary_label"),
@@ -51,12 +73,28 @@ SOURCES: dict[str, SourceFormat] = {
 }
 AUDIO_SUFFIXES = (".ogg", ".mp3", ".wav", ".flac")
 _XC_ID = re.compile(r"XC(\d+)", re.IGNORECASE)
+# Collections whose file names are '<collection><number>.ogg' (2025-26: XC, iNat, CSA).
+RECORDING_ID_PREFIXES = tuple(
+    dict.fromkeys(["XC", *(c for p in PROFILES.values() for c in p.collections)])
+)
+_RECORDING_ID = re.compile(rf"(?i)^({'|'.join(RECORDING_ID_PREFIXES)})(\d+)$")
+
+
+def source_names() -> list[str]:
+    """Every readable source, newest first (the de-duplication preference order): the
+    BirdCLEF years from the newest down, then the older sources of SOURCES."""
+    years = sorted(PROFILES, reverse=True)
+    return [*years, *(name for name in SOURCES if name not in PROFILES)]
 
 
 def _source_format(name: str) -> SourceFormat:
-    if name not in SOURCES:
-        raise KeyError(f"unknown source {name!r}; known sources: {list(SOURCES)}")
-    return SOURCES[name]
+    """SOURCES' entry, else the competition profile's files (train table, train_audio)."""
+    if name in SOURCES:
+        return SOURCES[name]
+    if name in PROFILES:
+        comp = PROFILES[name]
+        return SourceFormat(comp.metadata_file, (comp.train_audio_dir,), comp.label_column)
+    raise KeyError(f"unknown source {name!r}; known sources: {source_names()}")
 
 
 def _as_roots(root: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -81,7 +119,9 @@ def _read_table(name: str, fmt: SourceFormat, roots: list[Path]) -> pd.DataFrame
         )
     tables = []
     for path in found:
-        table = pd.read_csv(path)
+        # Labels as strings: a numeric iNat id must stay "41778", not become 41778.
+        text = dict.fromkeys([fmt.label, "secondary_labels", "filename"], LABEL_DTYPE)
+        table = pd.read_csv(path, dtype=text)
         for column in (fmt.label, "filename"):
             if column not in table.columns:
                 raise KeyError(
@@ -112,21 +152,6 @@ def _index_audio(name: str, fmt: SourceFormat, roots: list[Path]) -> dict[str, t
                     rel = file if rel_folder == "." else f"{rel_folder}/{file}"
                     index.setdefault(rel, (os.path.join(folder, file), root_text))
     return index
-
-
-def parse_label_list(value) -> list[str]:
-    """A CSV's Python-list string ("['a', 'b']"), a list, a bare label, '' or NaN -> list."""
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [str(v) for v in value]
-    if not isinstance(value, str) or not value.strip():
-        return []
-    try:
-        parsed = ast.literal_eval(value)
-    except (ValueError, SyntaxError):
-        return [value.strip()]  # a bare label
-    if isinstance(parsed, str):
-        return [parsed] if parsed else []
-    return [str(v) for v in parsed if str(v)]
 
 
 def _name_to_code(table: pd.DataFrame, label: str) -> dict[str, str]:
@@ -166,6 +191,19 @@ def _xc_ids(table: pd.DataFrame) -> list[str]:
     return [f"XC{int(d)}" if isinstance(d, str) else "" for d in digits]
 
 
+def _recording_ids(table: pd.DataFrame, xc_ids: list[str]) -> list[str]:
+    """The xc_id where there is one, else '<collection><number>' from the file name
+    ('iNat12345', 'CSA99'; RECORDING_ID_PREFIXES), else ''."""
+    canonical = {prefix.lower(): prefix for prefix in RECORDING_ID_PREFIXES}
+    stems = [Path(f.strip()).stem for f in table["filename"].astype(str)]
+    ids = []
+    for xc_id, stem in zip(xc_ids, stems, strict=True):
+        match = None if xc_id else _RECORDING_ID.match(stem)
+        found = f"{canonical[match.group(1).lower()]}{int(match.group(2))}" if match else ""
+        ids.append(xc_id or found)
+    return ids
+
+
 def _relative_paths(table: pd.DataFrame, label: str) -> list[str]:
     """'label/file' of each row: 2021 and 2020-dialect tables give the bare file name."""
     labels = table[label].astype(str).str.strip()
@@ -191,13 +229,15 @@ def read_source(name: str, root: str | Path | Sequence[str | Path]) -> pd.DataFr
     labels = table[fmt.label].astype(str).str.strip()
     rating = table["rating"] if "rating" in table.columns else np.nan
     found = [index.get(r, ("", "")) for r in rel]
+    xc_ids = _xc_ids(table)
     out = pd.DataFrame(
         {
             "path": [f[0] for f in found],
             "primary_label": labels,
             "secondary_labels": _secondary_labels(table, fmt.label),
             "source": name,
-            "xc_id": _xc_ids(table),
+            "xc_id": xc_ids,
+            "recording_id": _recording_ids(table, xc_ids),
             "rating": pd.to_numeric(pd.Series(rating, index=table.index), errors="coerce"),
             "root": [f[1] for f in found],
         }
@@ -216,31 +256,117 @@ def read_source(name: str, root: str | Path | Sequence[str | Path]) -> pd.DataFr
 
 
 def read_birdclef2023(comp_dir: str | Path) -> pd.DataFrame:
-    """The competition's own recordings (fine-tuning data)."""
-    return read_source("birdclef-2023", comp_dir)
+    """BirdCLEF 2023's own recordings (fine-tuning data): read_competition of its profile."""
+    return read_competition(PROFILES["birdclef-2023"], comp_dir)
+
+
+def read_competition(profile: CompetitionProfile, root: str | Path) -> pd.DataFrame:
+    """A year's fine-tuning table: its recordings (COLUMNS, labels as strings) and, where the
+    year has labelled train soundscapes (2026), their 5-s segments (soundscape_segments).
+
+    `root` is the competition folder (lib.paths.find_competition(slug=profile.slug)).
+    """
+    recordings = read_source(profile.slug, root)
+    if not profile.soundscape_labels_file:
+        return recordings
+    return pd.concat([recordings, soundscape_segments(profile, root)], ignore_index=True)
+
+
+def soundscape_segments(profile: CompetitionProfile, root: str | Path) -> pd.DataFrame:
+    """The year's labelled train-soundscape segments as training rows (COLUMNS + SEGMENT_COLUMNS).
+
+    One row per distinct segment (duplicate rows merged: lib.competitions.read_soundscape_labels):
+    path = the soundscape, `offset` = its start and `duration` its length in seconds (the
+    dataset reads exactly that span, no random crop), primary label = the first label, the
+    rest secondary at `secondary_weight` 1.0 (every label is a verified presence), source =
+    '<slug>-soundscapes'. Segments without a label, and files missing under the soundscape
+    folder, are left out with a warning naming how many.
+    """
+    if not profile.soundscape_labels_file or not profile.unlabeled_soundscapes_dir:
+        raise ValueError(f"{profile.slug}: the profile names no labelled soundscapes")
+    root = Path(root)
+    segments = read_soundscape_labels(root / profile.soundscape_labels_file)
+    folder = root / profile.unlabeled_soundscapes_dir
+    paths = [os.path.abspath(folder / name) for name in segments["filename"]]
+    present = np.array([os.path.isfile(path) for path in paths], dtype=bool)
+    labelled = segments["labels"].map(len).to_numpy() > 0
+    dropped = {
+        "without a label": int((~labelled).sum()),
+        f"whose file is missing under {folder}": int((labelled & ~present).sum()),
+    }
+    if any(dropped.values()):
+        counts = ", ".join(f"{n} {why}" for why, n in dropped.items() if n)
+        where = root / profile.soundscape_labels_file
+        warnings.warn(f"{where}: segments left out: {counts}", stacklevel=2)
+    keep = labelled & present
+    rows = segments[keep].reset_index(drop=True)
+    out = pd.DataFrame(
+        {
+            "path": np.asarray(paths, dtype=object)[keep],
+            "primary_label": rows["labels"].map(lambda labels: labels[0]),
+            "secondary_labels": rows["labels"].map(lambda labels: list(labels[1:])),
+            "source": f"{profile.slug}-soundscapes",
+            "xc_id": "",
+            "recording_id": "",
+            "rating": np.nan,
+            "root": str(os.path.abspath(root)),
+            "offset": rows["start"].astype(float),
+            "duration": (rows["end"] - rows["start"]).astype(float),
+            "secondary_weight": 1.0,
+        }
+    )
+    return out[COLUMNS + SEGMENT_COLUMNS]
+
+
+def training_classes(profile: CompetitionProfile, root: str | Path, table: pd.DataFrame):
+    """The classes a year trains: its submission's columns in order (lib.competitions.
+    class_order), each one even without a recording (it gets a column, learns no positive).
+    Labels of `table` outside them are warned about: they train as no target at all."""
+    classes = class_order(profile, root)
+    known = set(classes)
+    labels = [str(v) for v in table["primary_label"]]
+    labels += [v for row in table.get("secondary_labels", []) for v in parse_label_list(row)]
+    outside = sorted(set(labels) - known)
+    if outside:
+        warnings.warn(
+            f"{profile.slug}: {len(outside)} training label(s) are not submission columns, "
+            f"e.g. {outside[:5]}; they get no target (check {profile.metadata_file})",
+            stacklevel=2,
+        )
+    return classes
 
 
 def read_sources(roots: dict[str, str | Path | Sequence[str | Path]]) -> pd.DataFrame:
-    """Union of the given sources, one row per Xeno-canto recording.
+    """Union of the given sources, one row per recording (recording_id: XC, iNat, CSA ids).
 
-    A recording that several sources carry (same XC id) is kept once: the 2023 copy if there is
-    one, else the newest source's (SOURCES order) - newer sources carry corrected labels.
-    Rows without an XC id are all kept.
+    `roots` maps source names (SOURCES, or a BirdCLEF year's slug: a competition profile's
+    `pretrain_sources`) to their folders. A recording that several sources carry is kept once:
+    the newest source's copy (source_names order: 2025 before 2024 before 2023, then 2022 ...),
+    newer sources carry corrected labels. Rows without a recording id are all kept.
     """
-    unknown = sorted(set(roots) - set(SOURCES))
+    order = source_names()
+    unknown = sorted(set(roots) - set(order))
     if unknown:
-        raise KeyError(f"unknown source(s) {unknown}; known sources: {list(SOURCES)}")
-    tables = [read_source(name, roots[name]) for name in SOURCES if name in roots]
+        raise KeyError(f"unknown source(s) {unknown}; known sources: {order}")
+    tables = [read_source(name, roots[name]) for name in order if name in roots]
     if not tables:
-        raise ValueError(f"read_sources: no sources given; known sources: {list(SOURCES)}")
+        raise ValueError(f"read_sources: no sources given; known sources: {order}")
     table = pd.concat(tables, ignore_index=True)
-    duplicate = table["xc_id"].ne("") & table["xc_id"].duplicated(keep="first")
+    duplicate = table["recording_id"].ne("") & table["recording_id"].duplicated(keep="first")
     return table[~duplicate].reset_index(drop=True)
 
 
 def class_list(table: pd.DataFrame) -> list[str]:
-    """Sorted unique primary labels: for 2023 exactly sample_submission's column order."""
+    """Sorted unique primary labels: for 2023 exactly sample_submission's column order (for
+    any year, the submission's order is lib.competitions.class_order: training_classes)."""
     return sorted(table["primary_label"].astype(str).unique())
+
+
+def segment_rows(table: pd.DataFrame) -> np.ndarray:
+    """(rows,) bool: rows that are soundscape segments (a finite `offset`), not recordings."""
+    if "offset" not in table.columns:
+        return np.zeros(len(table), dtype=bool)
+    return np.isfinite(pd.to_numeric(table["offset"], errors="coerce").to_numpy(dtype=float))
 
 
 def make_folds(
@@ -251,30 +377,56 @@ def make_folds(
     Classes with <= minor_threshold recordings (or fewer than n_folds, which cannot be spread
     over every fold) get fold -1: they are in the training part of every fold and never
     validated, so a rare species is never missing from a model's training data.
-    Deterministic for a given table order and seed.
+    Soundscape segments (segment_rows) are folded whole per file (file_folds): neighbouring
+    windows of one file in two folds would leak. Deterministic for a given table order and seed.
     """
     if n_folds < 2:
         raise ValueError(f"make_folds: n_folds must be >= 2, got {n_folds}")
     out = table.reset_index(drop=True).copy()
-    labels = out["primary_label"].astype(str)
+    segments = segment_rows(out)
+    out["fold"] = -1
+    recordings = np.flatnonzero(~segments)
+    labels = out["primary_label"].iloc[recordings].astype(str).reset_index(drop=True)
+    out.loc[recordings, "fold"] = stratified_folds(labels, n_folds, minor_threshold, seed)
+    if segments.any():
+        paths = out.loc[segments, "path"].astype(str)
+        out.loc[segments, "fold"] = file_folds(paths, n_folds, seed)
+    out["fold"] = out["fold"].astype(int)
+    return out
+
+
+def stratified_folds(
+    labels: pd.Series, n_folds: int, minor_threshold: int, seed: int
+) -> np.ndarray:
+    """(rows,) fold per recording: StratifiedKFold on the labels, -1 for the rare classes."""
     counts = labels.map(labels.value_counts())
     minor = (counts <= minor_threshold) | (counts < n_folds)
-    out["fold"] = -1
+    folds = np.full(len(labels), -1)
     major = np.flatnonzero(~minor.to_numpy())
     if len(major) == 0:
         warnings.warn(
             f"make_folds: every class has <= {max(minor_threshold, n_folds - 1)} recordings; "
             "no validation folds (all rows are fold -1)",
-            stacklevel=2,
+            stacklevel=3,
         )
-        return out
+        return folds
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    folds = np.full(len(major), -1)
     for fold, (_, valid) in enumerate(splitter.split(major, labels.iloc[major])):
-        folds[valid] = fold
-    out.loc[major, "fold"] = folds
-    out["fold"] = out["fold"].astype(int)
-    return out
+        folds[major[valid]] = fold
+    return folds
+
+
+def file_folds(paths: pd.Series, n_folds: int, seed: int) -> np.ndarray:
+    """(rows,) fold per segment: each file whole in one fold, the files with the most segments
+    first, each onto the fold with the fewest segments so far (ties: a seeded shuffle)."""
+    counts = paths.value_counts()
+    files = np.random.default_rng(seed).permutation(sorted(counts.index))
+    files = sorted(files, key=lambda name: -counts[name])  # stable: the shuffle breaks ties
+    load, fold_of = np.zeros(n_folds), {}
+    for name in files:
+        fold_of[name] = int(np.argmin(load))
+        load[fold_of[name]] += counts[name]
+    return paths.map(fold_of).to_numpy(dtype=int)
 
 
 def split_fold(table: pd.DataFrame, fold: int) -> tuple[pd.DataFrame, pd.DataFrame]:

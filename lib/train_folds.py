@@ -2,7 +2,8 @@
 
 Top to bottom: a fold's data -> model (ImageNet or pre-trained weights) -> AdamW + cosine ->
 per epoch: train (mixup of raw waveforms, log-mel + SpecAugment on the device, SED loss),
-validate (padded cmAP on the first 5 s of every held-out recording), save. Pre-training
+validate (config.metric, the competition's: padded cmAP for 2023, ROC-AUC for 2024-2026, on
+the first 5 s of every held-out recording, or a labelled soundscape segment), save. Pre-training
 (config.stage="pretrain", union of species) and fine-tuning ("finetune", 2023 species,
 `init_weights` = the pre-trained best.pt) are the same code.
 
@@ -12,10 +13,11 @@ Run directory, the contract with lib.export and the notebooks:
     out_dir/loader_findings.csv   cut files' real lengths, silence verdicts (lib.dataset)
     out_dir/fold<k>/last.pt      model, optimizer, scheduler, scaler, epoch, best score, history
     out_dir/fold<k>/best.pt      save_checkpoint(...): config, classes, epoch, score, oof
-    out_dir/fold<k>/history.csv  epoch, train_loss, valid_loss, valid_cmap, lr, seconds
+    out_dir/fold<k>/history.csv  epoch, train_loss, valid_loss, valid_score, valid_cmap, lr,
+                                 seconds (valid_cmap: = valid_score when the metric is cmAP)
     out_dir/fold<k>/oof.csv      row_id, fold, primary_label, one probability per class
     out_dir/fold<k>/result.json  written last: the fold is finished and skipped from then on
-    out_dir/oof.csv, summary.json, history.png   all folds so far; OOF padded cmAP
+    out_dir/oof.csv, summary.json, history.png   all folds so far; metric, oof_score
 
 Files are written to a temporary name and renamed (lib.atomic): a killed run leaves the old
 file or the new one, never half of one. last.pt is saved after every epoch, so a restart loses
@@ -83,7 +85,9 @@ from lib.fold_trainer import (
 from lib.model import load_checkpoint, save_checkpoint, unwrap
 from lib.noise import NoiseBank
 from lib.run_dir import (
+    CMAP,
     HISTORY_COLUMNS,
+    metric_label,
     prepare_folds,
     prepare_run_dir,
     summarize_run,
@@ -202,8 +206,11 @@ def _run_epochs(t, loaders, row_ids, fold_dir, progress, deadline, bar) -> bool:
         train_loss = train_one_epoch(t, train_loader, epoch)
         score, valid_loss, probs = validate(t, valid_loader, valid_ds, row_ids)
         row = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
-               "valid_cmap": score, "lr": lr, "seconds": time.time() - start}  # fmt: skip
-        improved = score > progress.best_score
+               "valid_score": score, "valid_cmap": score if t.config.metric == CMAP else None,
+               "lr": lr, "seconds": time.time() - start}  # fmt: skip
+        # The first epoch always saves best.pt: a score undefined on this fold (NaN, ROC-AUC
+        # with no class both present and absent) must still leave a model and its predictions.
+        improved = score > progress.best_score or progress.best_epoch < 0
         if improved:
             progress.best_score, progress.best_epoch = score, epoch
         progress.history.append(row)
@@ -225,17 +232,17 @@ def save_epoch(t: FoldTrainer, fold_dir: Path, progress: Progress, best_probs, r
         save_checkpoint(fold_dir / "best.pt", t.model, t.config, t.classes,
                         epoch=progress.best_epoch, score=progress.best_score, fold=t.fold,
                         oof=oof)  # fmt: skip
-    write_csv_atomic(
-        fold_dir / "history.csv", pd.DataFrame(progress.history, columns=HISTORY_COLUMNS)
-    )
+    rows = [{"valid_score": row.get("valid_cmap"), **row} for row in progress.history]
+    write_csv_atomic(fold_dir / "history.csv", pd.DataFrame(rows, columns=HISTORY_COLUMNS))
     save_last(fold_dir / "last.pt", t, progress)
 
 
 def _epoch_line(t: FoldTrainer, row: dict, improved: bool) -> str:
     return (
         f"fold {t.fold} epoch {row['epoch'] + 1}/{t.config.epochs}: train loss "
-        f"{row['train_loss']:.4f}, valid loss {row['valid_loss']:.4f}, cmAP "
-        f"{row['valid_cmap']:.4f}{' (best)' if improved else ''}, lr {row['lr']:.2e}, "
+        f"{row['train_loss']:.4f}, valid loss {row['valid_loss']:.4f}, "
+        f"{metric_label(t.config.metric)} {row['valid_score']:.4f}"
+        f"{' (best)' if improved else ''}, lr {row['lr']:.2e}, "
         f"{row['seconds']:.0f} s"
     )
 
@@ -254,6 +261,7 @@ def finish_fold(t, fold_dir: Path, valid_df, progress: Progress, complete: bool,
     """Write the fold's oof.csv (from best.pt, so they always agree) and result.json."""
     result = {
         "fold": t.fold,
+        "metric": t.config.metric,
         "best_score": progress.best_score,
         "best_epoch": progress.best_epoch,
         "epochs_done": progress.next_epoch,
@@ -297,7 +305,8 @@ def train_folds(
     out_dir/skipped_files.csv: lib.train_data), the table folded
     (unless it has a `fold` column) and saved as folds.csv. `init_weights` starts every fold
     (e.g. the pre-training run's best.pt). Returns summary.json's content: per-fold results,
-    the mean of the folds' best scores and the padded cmAP of all out-of-fold clips together.
+    the mean of the folds' best scores and the score of all out-of-fold clips together
+    (`oof_score`, by config.metric, named in `metric`).
     """
     info, out_dir = dist_info(), Path(out_dir)
     prepare_run_dir(out_dir, config, classes, info)
@@ -335,10 +344,10 @@ def _out_of_time(deadline: float | None, epoch_seconds: float, info: DistInfo) -
 
 def _summary_line(summary: dict) -> str:
     scores = ", ".join(f"fold {r['fold']} {r['best_score']:.4f}" for r in summary["folds"])
-    oof = summary.get("oof_cmap")
+    oof, metric = summary.get("oof_score"), metric_label(summary.get("metric", CMAP))
     state = "complete" if summary["complete"] else "INCOMPLETE (run again to continue)"
     return f"run {state}: {scores or 'no fold finished'}" + (
-        f"; out-of-fold padded cmAP {oof:.4f}" if oof is not None else ""
+        f"; out-of-fold {metric} {oof:.4f}" if oof is not None else ""
     )
 
 

@@ -373,3 +373,20 @@ def test_crop_costs_a_fraction_of_a_whole_decode(tmp_path, suffix, sr, channels)
     offsets = iter(np.random.default_rng(0).uniform(0, 55, 30))
     crop = _median_cpu_ms(lambda: load_audio(path, SR, offset=next(offsets), duration=5.0), 30)
     assert crop < whole / 4, (crop, whole)
+
+
+def test_expected_ends_of_an_unreadable_file_follow_the_years_test_length(tmp_path):
+    from lib.audio import expected_ends
+    from lib.competitions import PROFILES
+    from lib.config import Config
+
+    (tmp_path / "bad.ogg").write_bytes(b"not audio")
+    rows = {
+        slug: len(expected_ends(tmp_path / "bad.ogg", SR, expected_seconds=prof.test_file_seconds))
+        for slug, prof in PROFILES.items()
+    }
+    assert rows == {"birdclef-2023": 120, "birdclef-2024": 48, "birdclef-2025": 12,
+                    "birdclef-2026": 12}  # fmt: skip
+    one_minute = Config().replace(test_file_seconds=60)
+    ends = expected_ends(tmp_path / "bad.ogg", SR, expected_seconds=one_minute.test_file_seconds)
+    np.testing.assert_array_equal(ends, np.arange(5, 65, 5))

@@ -41,3 +41,8 @@ def test_budget_starts_with_the_kernel_unless_it_is_an_old_session(monkeypatch):
     assert budget_started_at() == now - 30  # a fresh kernel: its start counts
     monkeypatch.setattr("lib.guard.process_started_at", lambda: now - 3 * 3600)
     assert budget_started_at() >= now  # an interactive session open for hours: from now
+
+
+def test_guard_first_estimate_follows_the_test_file_length():
+    assert DeadlineGuard(budget_s=100.0, n_folds=3, expected_seconds=60.0).mean_windows() == 12
+    assert DeadlineGuard(budget_s=100.0, n_folds=3, expected_seconds=240.0).mean_windows() == 48

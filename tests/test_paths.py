@@ -204,3 +204,23 @@ def test_train_notebook_stops_plainly_with_two_candidate_outputs(tmp_path, monke
     assert str(inputs / "notebooks" / "me" / "birdclef-2023-sed-train") in str(caught.value)
     assert str(inputs / "birdclef-2023-sed-train") in str(caught.value)
     assert not (tmp_path / "runs").exists()
+
+
+def test_per_year_slugs_keep_2023s_values():
+    from lib.competitions import DEFAULT_COMPETITION, PROFILES
+
+    assert paths.COMPETITION_SLUG == DEFAULT_COMPETITION
+    assert paths.MODELS_DATASET_SLUG == "birdclef-2023-sed-models"
+    assert paths.WHEELS_DATASET_SLUG == "birdclef-2023-onnxruntime-wheels"
+    assert paths.models_dataset_slug("birdclef-2025") == "birdclef-2025-sed-models"
+    assert paths.wheels_dataset_slug("birdclef-2026") == "birdclef-2026-onnxruntime-wheels"
+    assert len({paths.models_dataset_slug(slug) for slug in PROFILES}) == len(PROFILES)
+
+
+def test_find_competition_takes_the_years_slug(tmp_path):
+    (tmp_path / "competitions" / "birdclef-2025").mkdir(parents=True)
+    assert find_competition(tmp_path, slug="birdclef-2025") == (
+        tmp_path / "competitions" / "birdclef-2025"
+    )
+    with pytest.raises(FileNotFoundError, match="birdclef-2023"):
+        find_competition(tmp_path)  # the default is 2023's, not whatever is attached

@@ -150,3 +150,29 @@ def test_errors_name_the_problem(tmp_path):
         species_report(stranger, training_table(), CLASSES, Config())
     with pytest.raises(ValueError, match="'d'"):
         species_report(oof_table().drop(columns="d"), training_table(), CLASSES, Config())
+
+
+def test_roc_auc_years_report_per_species_roc_auc_with_numeric_labels(tmp_path):
+    """Metric roc_auc: per-species ROC-AUC (by hand, primary labels only: a (here the iNat id
+    41778) 7/8, b 5/8, c 6/8, d no positives), files named for it, numeric labels kept as
+    strings through folds.csv and oof.csv."""
+    rename = {"a": "41778"}
+    oof = oof_table().rename(columns=rename).replace({"primary_label": rename})
+    table = training_table().replace({"primary_label": rename})
+    classes = [rename.get(c, c) for c in CLASSES]
+    oof.to_csv(tmp_path / "oof.csv", index=False)
+    table.to_csv(tmp_path / "folds.csv", index=False)
+    (tmp_path / "classes.json").write_text(json.dumps(classes))
+    Config(metric="roc_auc").save(tmp_path / "config.json")
+    report = run_species_report(tmp_path)
+    assert report.measure == "roc_auc"
+    scores = report.per_species.set_index("species")["roc_auc"]
+    assert scores[["41778", "b", "c"]].tolist() == pytest.approx([7 / 8, 5 / 8, 6 / 8])
+    assert math.isnan(scores["d"])
+    assert list(report.worst()["species"]) == ["b", "c", "41778"]
+    names = [p.name for p in report.save(tmp_path)]
+    assert names == ["per_species_roc_auc.csv", "confused_pairs.csv", "per_species_roc_auc.png"]
+    assert report.plot_name == "per_species_roc_auc.png"
+    text = report.text()
+    assert "out-of-fold ROC-AUC per species: mean 0.7500 over 3 species" in text
+    assert "no out-of-fold positive (ROC-AUC NaN): 1: d" in text

@@ -106,7 +106,10 @@ def test_fold_dirs_in_numeric_order(tmp_path):
 def test_summary_of_a_run_without_finished_folds(tmp_path):
     (tmp_path / "fold0").mkdir()
     summary = summarize_run(tmp_path, recordings(), ["a", "b"], Config())
-    assert summary == {"folds": [], "oof_cmap": None, "mean_fold_cmap": None}
+    assert summary == {
+        "folds": [], "metric": "padded_cmap", "oof_score": None, "mean_fold_score": None,
+        "oof_cmap": None, "mean_fold_cmap": None,
+    }  # fmt: skip
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     assert (tmp_path / "history.png").stat().st_size > 1000
     assert not list(tmp_path.glob("*.tmp-*"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from lib.competitions import PROFILES, read_soundscape_labels
+from lib.config import Config
+from lib.dataset import make_targets
 from lib.sources import (
     COLUMNS,
     SOURCES,
@@ -16,11 +20,15 @@ from lib.sources import (
     make_folds,
     parse_label_list,
     read_birdclef2023,
+    read_competition,
     read_source,
     read_sources,
+    segment_rows,
     split_fold,
+    training_classes,
 )
 from workbench.synthetic import SyntheticSpec, make_competition
+from workbench.synthetic.years import YEAR_SPEC, make_year_competition
 
 SPEC = SyntheticSpec(
     n_species=4,
@@ -212,6 +220,8 @@ def test_parse_label_list():
     assert parse_label_list(float("nan")) == []
     assert parse_label_list(["x"]) == ["x"]
     assert parse_label_list("abethr1") == ["abethr1"]
+    assert parse_label_list("41778") == ["41778"]  # a bare numeric label stays as written
+    assert parse_label_list("['41778', 47158]") == ["41778", "47158"]
 
 
 def fold_table(seed: int = 0) -> pd.DataFrame:
@@ -255,3 +265,101 @@ def test_split_fold_errors_name_the_fix():
         split_fold(fold_table(), 0)
     with pytest.raises(ValueError, match="fold 9"):
         split_fold(make_folds(fold_table()), 9)
+
+
+# --- every BirdCLEF year through its profile --------------------------------------------------
+
+YEAR_SPECS = {"birdclef-2023": dataclasses.replace(YEAR_SPEC, n_soundscapes=1)}  # 10-min files
+
+
+@pytest.fixture(scope="module")
+def years(tmp_path_factory) -> dict[str, Path]:
+    """A synthetic competition in each year's layout: slug -> its competition folder."""
+    made = {}
+    for slug, prof in PROFILES.items():
+        root = tmp_path_factory.mktemp(slug)
+        made[slug] = make_year_competition(root, prof, YEAR_SPECS.get(slug, YEAR_SPEC))
+    return made
+
+
+@pytest.mark.parametrize("slug", list(PROFILES))
+def test_each_year_reads_with_the_submissions_classes_and_string_labels(years, slug):
+    prof, comp = PROFILES[slug], years[slug]
+    table = read_competition(prof, comp)
+    classes = training_classes(prof, comp, table)
+    header = pd.read_csv(comp / prof.sample_submission_file, nrows=0).columns.tolist()
+    assert classes == header[1:]
+    assert list(table.columns[: len(COLUMNS)]) == COLUMNS
+    assert all(isinstance(v, str) for v in table["primary_label"])
+    assert set(table["primary_label"]) <= set(classes)
+    recordings = table[table["source"] == slug]
+    assert len(recordings) == len(pd.read_csv(comp / prof.metadata_file))
+    assert all(Path(p).is_file() and f"/{prof.train_audio_dir}/" in p for p in recordings["path"])
+    assert recordings["recording_id"].ne("").all() and recordings["recording_id"].is_unique
+    if prof.collections:  # 2025-26: iNat ids and a sonotype, never turned into numbers
+        assert {"1139490", "41778", "47158son16"} <= set(recordings["primary_label"])
+        inat = recordings[recordings["path"].str.contains("/iNat")]
+        assert len(inat) and inat["xc_id"].eq("").all()
+        assert inat["recording_id"].str.fullmatch(r"iNat\d+").all()
+        secondary = {v for row in recordings["secondary_labels"] for v in row}
+        assert all(isinstance(v, str) for v in secondary)
+    has_segments = prof.soundscape_labels_file is not None
+    assert (table["source"] == f"{slug}-soundscapes").any() == has_segments
+
+
+def test_class_order_is_the_submissions_not_sorted_and_keeps_species_without_recordings(
+    years, tmp_path
+):
+    prof = PROFILES["birdclef-2025"]
+    comp = tmp_path / prof.slug
+    shutil.copytree(years[prof.slug], comp)
+    sample = pd.read_csv(comp / prof.sample_submission_file, dtype={"row_id": str})
+    reordered = ["row_id", "99999", *reversed(sample.columns[1:].tolist())]
+    sample.assign(**{"99999": 0.0})[reordered].to_csv(comp / prof.sample_submission_file,
+                                                       index=False)  # fmt: skip
+    table = read_competition(prof, comp)
+    classes = training_classes(prof, comp, table)
+    assert classes == reordered[1:] and classes != sorted(classes)
+    targets = make_targets(table, classes, Config())
+    assert targets[:, 0].sum() == 0 and targets.shape[1] == len(classes)
+
+
+def test_2023_reads_the_same_through_its_profile(root):
+    comp = root / "birdclef-2023"
+    by_profile = read_competition(PROFILES["birdclef-2023"], comp)
+    assert by_profile.equals(read_birdclef2023(comp))
+    assert by_profile["recording_id"].equals(by_profile["xc_id"])
+    assert "offset" not in by_profile.columns  # no segments: the 2023 table as before
+
+
+def test_2026_segments_are_rows_at_their_offsets_folded_whole_per_file(years):
+    prof = PROFILES["birdclef-2026"]
+    comp = years[prof.slug]
+    table = read_competition(prof, comp)
+    segments = table[table["source"] == "birdclef-2026-soundscapes"]
+    truth = read_soundscape_labels(comp / prof.soundscape_labels_file)
+    assert len(segments) == len(truth)  # duplicate rows merged
+    assert segments["duration"].eq(5.0).all()
+    assert segments["offset"].tolist() == truth["start"].astype(float).tolist()
+    assert [[p, *s] for p, s in zip(segments["primary_label"], segments["secondary_labels"],
+                                    strict=True)] == truth["labels"].tolist()  # fmt: skip
+    folded = make_folds(table, n_folds=2, minor_threshold=0, seed=1)
+    per_file = folded[segment_rows(folded)].groupby("path")["fold"].nunique()
+    assert len(per_file) == 2 and (per_file == 1).all()  # no file in two folds
+    assert set(folded.loc[segment_rows(folded), "fold"]) == {0, 1}  # two files, two folds
+    recordings = folded[~segment_rows(folded)].reset_index(drop=True)
+    alone = make_folds(table[table["source"] == prof.slug], n_folds=2, minor_threshold=0, seed=1)
+    assert recordings["fold"].tolist() == alone["fold"].tolist()  # recordings folded as before
+
+
+def test_year_slugs_are_pretraining_sources_deduplicated_newest_first(years):
+    roots = {slug: years[slug] for slug in ("birdclef-2025", "birdclef-2024", "birdclef-2023")}
+    union = read_sources(roots)
+    every = pd.concat([read_source(slug, path) for slug, path in roots.items()])
+    assert union["recording_id"].is_unique and len(union) < len(every)  # years share some
+    assert set(union["recording_id"]) == set(every["recording_id"])
+    kept = union.set_index("recording_id")["source"]
+    for recording, group in every.groupby("recording_id"):
+        assert kept[recording] == max(group["source"])  # the newest year's copy
+    with pytest.raises(KeyError, match="birdclef-2030"):
+        read_sources({"birdclef-2030": years["birdclef-2025"]})
