@@ -30,10 +30,8 @@ REPO = Path(__file__).resolve().parent
 if str(REPO) not in sys.path:  # `lib` and `workbench` must import when run from elsewhere
     sys.path.insert(0, str(REPO))
 
-from lib.paths import (  # noqa: E402  (needs REPO on sys.path when imported from elsewhere)
-    MODELS_DATASET_SLUG,
-    WHEELS_DATASET_SLUG,
-)
+from lib.competitions import DEFAULT_COMPETITION, PROFILES, profile  # noqa: E402
+from lib.paths import models_dataset_slug, wheels_dataset_slug  # noqa: E402
 from workbench.build import build  # noqa: E402
 from workbench.errors import BuildError  # noqa: E402
 from workbench.metadata import (  # noqa: E402
@@ -49,35 +47,59 @@ from workbench.owner import OWNER_PLACEHOLDER  # noqa: E402
 from workbench.roundtrip_cli import ROUNDTRIP_COMMANDS, roundtrip_main  # noqa: E402
 from workbench.wheels import KAGGLE_PYTHONS, default_wheel_cache  # noqa: E402
 
-# The one table of per-kernel settings. A code-competition submission must run offline.
-KERNELS: dict[str, KernelSpec] = {
-    # The recipe pre-trains on the 2020-2022 competitions and Xeno-canto extended (optional in
-    # the notebook; attaching past competitions needs their rules accepted on Kaggle).
-    "train": KernelSpec(
-        "birdclef-2023-sed-train",
-        "BirdCLEF 2023 SED Train",
-        enable_gpu=True,
-        enable_internet=True,
-        machine_shape=MACHINE_SHAPE_T4X2,  # two T4s: the two-process training
-        pretrain_competitions=("birdsong-recognition", "birdclef-2021", "birdclef-2022"),
-        pretrain_datasets=(
-            "rohanrao/xeno-canto-bird-recordings-extended-a-m",
-            "rohanrao/xeno-canto-bird-recordings-extended-n-z",
+# Pre-training sources that are datasets, not competitions (lib.competitions' pretrain_sources
+# names them; every other name there is a competition slug).
+PRETRAIN_DATASETS = {
+    "xeno-canto-extended": (
+        "rohanrao/xeno-canto-bird-recordings-extended-a-m",
+        "rohanrao/xeno-canto-bird-recordings-extended-n-z",
+    ),
+}
+
+
+def kernel_table(competition: str = DEFAULT_COMPETITION) -> dict[str, KernelSpec]:
+    """The one table of per-kernel settings, for a competition's profile (lib/competitions.py).
+
+    A code-competition submission must run offline. The training notebook pre-trains on the
+    profile's earlier competitions and Xeno-canto extended (optional in the notebook; attaching
+    past competitions needs their rules accepted on Kaggle), attached oldest first.
+    """
+    year = profile(competition)
+    oldest_first = tuple(reversed(year.pretrain_sources))
+    return {
+        "train": KernelSpec(
+            f"{year.slug}-sed-train",
+            f"{year.title} SED Train",
+            enable_gpu=True,
+            enable_internet=True,
+            competitions=(year.slug,),
+            machine_shape=MACHINE_SHAPE_T4X2,  # two T4s: the two-process training
+            pretrain_competitions=tuple(s for s in oldest_first if s not in PRETRAIN_DATASETS),
+            pretrain_datasets=tuple(d for s in oldest_first for d in PRETRAIN_DATASETS.get(s, ())),
+            resumable=True,  # --resume attaches its own earlier output
         ),
-        resumable=True,  # --resume attaches its own earlier output
-    ),
-    "infer": KernelSpec(
-        "birdclef-2023-sed-infer",
-        "BirdCLEF 2023 SED Infer",
-        enable_gpu=False,
-        enable_internet=False,
-        datasets=("models", "wheels"),
-    ),
-}
-DATASETS: dict[str, DatasetSpec] = {
-    "models": DatasetSpec(MODELS_DATASET_SLUG, "BirdCLEF 2023 SED Models"),
-    "wheels": DatasetSpec(WHEELS_DATASET_SLUG, "BirdCLEF 2023 onnxruntime Wheels"),
-}
+        "infer": KernelSpec(
+            f"{year.slug}-sed-infer",
+            f"{year.title} SED Infer",
+            enable_gpu=False,
+            enable_internet=False,
+            datasets=("models", "wheels"),
+            competitions=(year.slug,),
+        ),
+    }
+
+
+def dataset_table(competition: str = DEFAULT_COMPETITION) -> dict[str, DatasetSpec]:
+    """The owner's datasets of a competition's build (slugs shared with the notebooks)."""
+    title = profile(competition).title
+    return {
+        "models": DatasetSpec(models_dataset_slug(competition), f"{title} SED Models"),
+        "wheels": DatasetSpec(wheels_dataset_slug(competition), f"{title} onnxruntime Wheels"),
+    }
+
+
+KERNELS = kernel_table()  # the default competition's tables
+DATASETS = dataset_table()
 
 
 def _json_object(text: str) -> dict:
@@ -92,6 +114,14 @@ def _json_object(text: str) -> dict:
 
 
 def _add_build_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--competition", default=DEFAULT_COMPETITION, choices=list(PROFILES),
+        metavar="SLUG",
+        help="the BirdCLEF year to build for (lib/competitions.py PROFILES: "
+        f"{', '.join(PROFILES)}): kernel ids, titles, datasets, sources, the notebooks' "
+        "COMPETITION setting, the rehearsal's synthetic layout and metric "
+        "(default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument(
         "--kernels-dir", default=str(REPO / "kernels"),
         help="folder of jupytext py:percent kernel sources (default: %(default)s)",
@@ -209,7 +239,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build_from_args(args: argparse.Namespace) -> dict[str, Path]:
     """The build the command line asks for, with the tables above."""
     return build(
-        kernels=KERNELS, datasets=DATASETS, kernels_dir=Path(args.kernels_dir),
+        kernels=kernel_table(args.competition), datasets=dataset_table(args.competition),
+        competition=args.competition, kernels_dir=Path(args.kernels_dir),
         lib_dir=Path(args.lib_dir), out=Path(args.out), wheel_cache=Path(args.wheel_cache),
         owner=args.owner, models_from=args.models_from and Path(args.models_from),
         fetch_wheels=args.wheels,
