@@ -165,7 +165,7 @@ def _add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-pretrain-sources", dest="pretrain_sources", action="store_false",
         help="leave the optional pre-training sources out of the training notebook's metadata "
-        "(the 2020-2022 competitions, whose rules must be accepted on Kaggle, and Xeno-canto "
+        "(the earlier competitions, whose rules must be accepted on Kaggle, and Xeno-canto "
         "extended): it then fine-tunes from ImageNet weights only",
     )  # fmt: skip
     parser.add_argument(
@@ -188,14 +188,15 @@ def _add_rehearsal_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--min-score", type=float, default=None,
-        help="rehearsal: exit 1 when the submission's padded cmAP on the synthetic truth is "
-        "below this (default: 0.90; with --hard 0.40)",
+        help="rehearsal: exit 1 when the submission's score (the competition's metric) on the "
+        "synthetic truth is below this (default: padded cmAP 0.90 (2023), ROC-AUC 0.80 "
+        "(2024-2026); with --hard 0.40)",
     )  # fmt: skip
     parser.add_argument(
         "--hard", action="store_true",
         help="rehearse on the hard synthetic setting (BirdCLEF's domain shift: noisy overlapping "
-        "soundscapes, look-alike, rare and absent species, pre-training sources); "
-        "--rehearse-spec then takes workbench.synthetic.hard.HardSpec fields",
+        "soundscapes, look-alike, rare and absent species, pre-training sources; 2023's layout "
+        "only); --rehearse-spec then takes workbench.synthetic.hard.HardSpec fields",
     )  # fmt: skip
     parser.add_argument(
         "--workdir", default=str(REPO / "work" / "rehearsal"),
@@ -253,29 +254,27 @@ def build_from_args(args: argparse.Namespace) -> dict[str, Path]:
 
 def rehearse_from_args(args: argparse.Namespace, folders: dict[str, Path]) -> int:
     """Run the rehearsal the command line asks for; exit code 1 below --min-score."""
-    from workbench.rehearsal import (
-        REHEARSAL_HARD_MIN_SCORE,
-        REHEARSAL_MIN_SCORE,
-        RehearsalOptions,
-        rehearse,
-    )
+    from lib.run_dir import metric_label
+    from workbench.rehearsal import RehearsalOptions, default_min_score, rehearse
 
     options = RehearsalOptions(
         workdir=Path(args.workdir), wheel_cache=Path(args.wheel_cache),
         config_overrides=args.rehearse_config, spec_overrides=args.rehearse_spec,
         cell_timeout=args.cell_timeout, hard=args.hard, kaggle_image=args.kaggle_image,
+        competition=args.competition,
     )  # fmt: skip
     min_score = args.min_score
     if min_score is None:
-        min_score = REHEARSAL_HARD_MIN_SCORE if args.hard else REHEARSAL_MIN_SCORE
+        min_score = default_min_score(args.competition, args.hard)
+    metric = metric_label(profile(args.competition).metric)
     result = rehearse(folders, options)
     if result.score < min_score:
         print(
-            f"rehearsal FAILED: padded cmAP {result.score:.4f} < --min-score {min_score}",
+            f"rehearsal FAILED: {metric} {result.score:.4f} < --min-score {min_score}",
             file=sys.stderr,
         )
         return 1
-    print(f"rehearsal passed: padded cmAP {result.score:.4f} >= {min_score}")
+    print(f"rehearsal passed: {metric} {result.score:.4f} >= {min_score}")
     return 0
 
 

@@ -244,9 +244,9 @@ for stage, summary in (("pretrain", PRETRAIN_SUMMARY), ("finetune", FINETUNE_SUM
             display(listed.head(10))
     if (RUNS / stage / "oof.csv").is_file():
         SPECIES_REPORT = run_species_report(RUNS / stage)
-        SPECIES_REPORT.save(RUNS / stage)  # per_species_ap.csv, confused_pairs.csv, .png
+        SPECIES_REPORT.save(RUNS / stage)  # per-species CSV and plot, confused_pairs.csv
         print(SPECIES_REPORT.text())
-        display(Image(filename=str(RUNS / stage / "per_species_ap.png")))
+        display(Image(filename=str(RUNS / stage / SPECIES_REPORT.plot_name)))
 
 # %% [markdown]
 # ## Export
