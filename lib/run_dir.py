@@ -28,7 +28,7 @@ from lib.atomic import atomic_write
 from lib.config import Config
 from lib.dataset import make_targets
 from lib.distributed import DistInfo, barrier
-from lib.metric import score
+from lib.metric import METRICS, score
 from lib.sources import make_folds
 
 # Config fields a resume may change: they do not change what is trained.
@@ -89,7 +89,13 @@ def write_csv_atomic(path: str | Path, frame: pd.DataFrame) -> None:
 
 def prepare_run_dir(out_dir: Path, config: Config, classes: list[str], info: DistInfo) -> None:
     """Write config.json and classes.json for a new run; for an existing one, check they match
-    (resuming with other settings would silently mix two experiments in one folder)."""
+    (resuming with other settings would silently mix two experiments in one folder). An
+    unknown config.metric fails here, before any epoch is spent."""
+    if config.metric not in METRICS:
+        raise KeyError(
+            f"config.metric {config.metric!r} is not a metric of lib.metric.METRICS "
+            f"({list(METRICS)}); set it from the competition's profile (profile_settings)"
+        )
     saved = out_dir / "config.json"
     if saved.is_file():
         old, new = json.loads(saved.read_text()), json.loads(json.dumps(config.to_dict()))

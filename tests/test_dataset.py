@@ -4,6 +4,7 @@ budget; targets; and bad files (0-byte, truncated, not audio, silent) that never
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from pathlib import Path
@@ -590,3 +591,33 @@ def test_a_cut_file_served_from_the_decoded_cache_stays_inside_its_audio(tmp_pat
             assert np.abs(wave[-SR // 10 :].numpy()).max() > 0.1 and target.tolist() == [1.0]
     assert data.decoded_seconds(0) == pytest.approx(real, abs=1e-3)
     assert sum("the audio ends at" in str(w.message) for w in caught) == 1
+
+
+def test_soundscape_segments_are_read_exactly_at_their_offset(tmp_path):
+    """2026's labelled segments: the clip of a segment row is the file's samples from its
+    offset, in training and validation, whatever the epoch; every label is a full target."""
+    from lib.competitions import PROFILES
+    from lib.sources import soundscape_segments
+    from workbench.synthetic.years import YEAR_SPEC, make_year_competition
+
+    prof = PROFILES["birdclef-2026"]
+    comp = make_year_competition(tmp_path, prof, dataclasses.replace(YEAR_SPEC, n_soundscapes=1))
+    segments = soundscape_segments(prof, comp)
+    later = segments[segments["offset"] > 0].reset_index(drop=True)
+    assert len(later) >= 2
+    classes = sorted({label for row in later.itertuples() for label in
+                      [row.primary_label, *row.secondary_labels]})  # fmt: skip
+    config = CONFIG.replace(clip_seconds=5.0)
+    for train, epoch in ((True, 0), (True, 3), (False, 0)):
+        dataset = ClipDataset(later, classes, config, train=train)
+        dataset.set_epoch(epoch)
+        for index, row in later.iterrows():
+            wave = load_audio(row["path"], SR)
+            start = int(round(row["offset"] * SR))
+            clip, _ = dataset[index]
+            np.testing.assert_allclose(clip.numpy(), wave[start : start + config.clip_samples],
+                                       atol=1e-6)  # fmt: skip
+    targets = make_targets(later, classes, config)  # use_secondary_labels is off: still 1.0
+    for row, labels in enumerate(later["primary_label"].map(lambda x: [x])
+                                 + later["secondary_labels"]):  # fmt: skip
+        assert {classes[k] for k in np.flatnonzero(targets[row] == 1.0)} == set(labels)

@@ -113,3 +113,9 @@ def test_summary_of_a_run_without_finished_folds(tmp_path):
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
     assert (tmp_path / "history.png").stat().st_size > 1000
     assert not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_an_unknown_metric_fails_before_training(tmp_path):
+    with pytest.raises(KeyError, match="'cmap'.*roc_auc"):
+        prepare_run_dir(tmp_path, Config(metric="cmap"), ["a"], MAIN)
+    assert not (tmp_path / "config.json").exists()

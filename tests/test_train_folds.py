@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +22,26 @@ from conftest import TINY_BACKBONE
 from test_distributed import notebook_namespace
 
 import lib.train_folds as train_module
+from lib.competitions import PROFILES, parse_label_list, profile_settings
 from lib.config import Config
 from lib.dataset import AudioCache
 from lib.fold_trainer import derive_seed, evaluate_model, init_fold_model
+from lib.metric import roc_auc
 from lib.model import load_checkpoint, model_from_checkpoint
+from lib.report import run_species_report
 from lib.run_dir import pretraining_table
-from lib.sources import class_list, make_folds, read_birdclef2023, read_sources, split_fold
+from lib.sources import (
+    class_list,
+    make_folds,
+    read_birdclef2023,
+    read_competition,
+    read_sources,
+    split_fold,
+    training_classes,
+)
 from lib.train_folds import train_fold, train_folds
 from workbench.synthetic import SyntheticSpec, make_competition
+from workbench.synthetic.years import YEAR_SPEC, make_year_competition
 
 SPEC = SyntheticSpec(
     n_species=6,
@@ -142,6 +155,7 @@ def test_run_directory_layout(learned, table, classes):
         "epoch",
         "train_loss",
         "valid_loss",
+        "valid_score",
         "valid_cmap",
         "lr",
         "seconds",
@@ -152,6 +166,7 @@ def test_run_directory_layout(learned, table, classes):
     best = load_checkpoint(learned / "fold0" / "best.pt")
     assert best["epoch"] == int(hist["valid_cmap"].idxmax())  # never replaced by a worse epoch
     assert best["score"] == pytest.approx(hist["valid_cmap"].max())
+    assert hist["valid_score"].equals(hist["valid_cmap"])  # 2023: the score is the padded cmAP
     oof = pd.read_csv(learned / "fold0" / "oof.csv")
     _, valid = split_fold(table, 0)
     assert list(oof.columns) == ["row_id", "fold", "primary_label", *classes]
@@ -159,6 +174,7 @@ def test_run_directory_layout(learned, table, classes):
     assert (oof["primary_label"].to_numpy() == valid["primary_label"].to_numpy()).all()
     summary = json.loads((learned / "summary.json").read_text())
     assert summary["complete"] and summary["oof_cmap"] == pytest.approx(best["score"])
+    assert summary["metric"] == "padded_cmap" and summary["oof_score"] == summary["oof_cmap"]
     assert (learned / "history.png").stat().st_size > 1000
     assert (learned / "oof.csv").is_file()
     assert not list(learned.rglob("*.tmp-*"))  # lib.atomic's temporary names
@@ -382,3 +398,44 @@ def test_bad_files_in_the_table_are_skipped_listed_and_training_goes_on(
     output = capsys.readouterr()
     assert "3 of" in output.out and "unreadable, skipped" in output.out
     assert "finetune fold 0" in output.err  # the fold's epoch bar
+
+
+@pytest.mark.parametrize("slug", ["birdclef-2025", "birdclef-2026"])
+def test_a_roc_auc_year_trains_and_scores_out_of_fold_by_its_metric(slug, tmp_path):
+    """A short run on a synthetic 2025 (iNat ids, a sonotype) and 2026 (plus labelled
+    soundscape segments): summary.json's oof_score is lib.metric.roc_auc recomputed from
+    oof.csv and folds.csv, with metric "roc_auc"; no cmAP is claimed."""
+    prof = PROFILES[slug]
+    comp = make_year_competition(tmp_path / "input", prof, replace(YEAR_SPEC, n_soundscapes=1))
+    table = read_competition(prof, comp)
+    classes = training_classes(prof, comp, table)
+    config = QUICK.replace(
+        **profile_settings(prof), epochs=1, n_folds=2, folds=(), minor_class_threshold=0,
+        clip_seconds=5.0, batch_size=8,
+    )  # fmt: skip
+    summary = train_folds(config, table, classes, tmp_path / "run")
+    assert summary["complete"] and summary["metric"] == "roc_auc"
+    assert summary["oof_cmap"] is None and summary["mean_fold_cmap"] is None
+    oof = pd.read_csv(tmp_path / "run" / "oof.csv", dtype={"primary_label": str})
+    folds = pd.read_csv(tmp_path / "run" / "folds.csv", dtype=str, keep_default_na=False)
+    rows = folds.set_index("row_id").loc[oof["row_id"]]
+    segment = rows["source"].str.endswith("-soundscapes").to_numpy()
+    labels = [
+        {primary, *(parse_label_list(secondary) if is_segment else [])}
+        for primary, secondary, is_segment in zip(
+            rows["primary_label"], rows["secondary_labels"], segment, strict=True
+        )
+    ]
+    solution = pd.DataFrame([[int(c in row) for c in classes] for row in labels], columns=classes)
+    solution.insert(0, "row_id", oof["row_id"])
+    expected = roc_auc(solution, oof[["row_id", *classes]])
+    assert summary["oof_score"] == pytest.approx(expected, abs=1e-12)
+    assert {"41778", "47158son16"} <= set(oof.columns)  # numeric labels: the header as written
+    if slug == "birdclef-2026":
+        assert segment.any()  # segments were validated, each file in one fold
+        segs = folds[folds["source"].str.endswith("-soundscapes")]
+        assert (segs.groupby("path")["fold"].nunique() == 1).all()
+    history_rows = pd.read_csv(tmp_path / "run" / "fold0" / "history.csv")
+    assert history_rows["valid_cmap"].isna().all() and history_rows["valid_score"].notna().all()
+    report = run_species_report(tmp_path / "run")
+    assert report.measure == "roc_auc" and list(report.per_species["species"]) != []
