@@ -189,7 +189,7 @@ def _add_rehearsal_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--min-score", type=float, default=None,
         help="rehearsal: exit 1 when the submission's score (the competition's metric) on the "
-        "synthetic truth is below this (default: padded cmAP 0.90 (2023), ROC-AUC 0.80 "
+        "synthetic truth is below this (default: padded cmAP 0.90 (2023), ROC-AUC 0.70 "
         "(2024-2026); with --hard 0.40)",
     )  # fmt: skip
     parser.add_argument(

@@ -245,6 +245,6 @@ def test_min_score_defaults_follow_the_metric(tmp_path, monkeypatch, capsys):
     argv = ["--out", str(tmp_path / "b"), "--wheel-cache", str(tmp_path / "c"), "--owner", "x",
             "--rehearse", "--workdir", str(tmp_path / "w")]  # fmt: skip
     assert bk.main([*argv, "--competition", "birdclef-2025"]) == 0
-    assert "rehearsal passed: ROC-AUC 0.8500 >= 0.8" in capsys.readouterr().out
+    assert "rehearsal passed: ROC-AUC 0.8500 >= 0.7" in capsys.readouterr().out
     assert bk.main(argv) == 1
     assert "padded cmAP 0.8500 < --min-score 0.9" in capsys.readouterr().err

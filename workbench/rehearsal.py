@@ -84,9 +84,11 @@ REHEARSAL_HARD_TRAIN_CONFIG = {**REHEARSAL_TRAIN_CONFIG, "background_noise_p": 0
 # small model scored 0.39-0.63 across training seeds and tests (benchmarks/RESULTS.md), so the
 # bar sits between: it catches a pipeline that learns nothing, not a 0.05 regression.
 REHEARSAL_HARD_MIN_SCORE = 0.40
-# ROC-AUC years (2024-2026, workbench/synthetic/years.py layout, the same small model): see
-# REHEARSAL_MIN_SCORES' measurements in the report of issue 17; chance is 0.5.
-REHEARSAL_ROC_AUC_MIN_SCORE = 0.80
+# ROC-AUC years (2024-2026, workbench/synthetic/years.py layout, the same small model).
+# Measured (2 cores, --rehearse-config '{"folds": [0], "epochs": 60}'): 2024 0.849 (192
+# windows), 2025 0.821, 2026 0.840 (48 windows each); untrained (1 epoch at lr 1e-12) 2026
+# 0.528, chance 0.5. The bar sits between: it catches a pipeline that learns nothing.
+REHEARSAL_ROC_AUC_MIN_SCORE = 0.70
 REHEARSAL_MIN_SCORES = {"padded_cmap": REHEARSAL_MIN_SCORE, "roc_auc": REHEARSAL_ROC_AUC_MIN_SCORE}
 # Hidden test files of each year's scoring run (shared/birdclef-years.md; approximate):
 # the projected time is for this many files of the profile's length.
