@@ -30,10 +30,8 @@ REPO = Path(__file__).resolve().parent
 if str(REPO) not in sys.path:  # `lib` and `workbench` must import when run from elsewhere
     sys.path.insert(0, str(REPO))
 
-from lib.paths import (  # noqa: E402  (needs REPO on sys.path when imported from elsewhere)
-    MODELS_DATASET_SLUG,
-    WHEELS_DATASET_SLUG,
-)
+from lib.competitions import DEFAULT_COMPETITION, PROFILES, profile  # noqa: E402
+from lib.paths import models_dataset_slug, wheels_dataset_slug  # noqa: E402
 from workbench.build import build  # noqa: E402
 from workbench.errors import BuildError  # noqa: E402
 from workbench.metadata import (  # noqa: E402
@@ -49,35 +47,59 @@ from workbench.owner import OWNER_PLACEHOLDER  # noqa: E402
 from workbench.roundtrip_cli import ROUNDTRIP_COMMANDS, roundtrip_main  # noqa: E402
 from workbench.wheels import KAGGLE_PYTHONS, default_wheel_cache  # noqa: E402
 
-# The one table of per-kernel settings. A code-competition submission must run offline.
-KERNELS: dict[str, KernelSpec] = {
-    # The recipe pre-trains on the 2020-2022 competitions and Xeno-canto extended (optional in
-    # the notebook; attaching past competitions needs their rules accepted on Kaggle).
-    "train": KernelSpec(
-        "birdclef-2023-sed-train",
-        "BirdCLEF 2023 SED Train",
-        enable_gpu=True,
-        enable_internet=True,
-        machine_shape=MACHINE_SHAPE_T4X2,  # two T4s: the two-process training
-        pretrain_competitions=("birdsong-recognition", "birdclef-2021", "birdclef-2022"),
-        pretrain_datasets=(
-            "rohanrao/xeno-canto-bird-recordings-extended-a-m",
-            "rohanrao/xeno-canto-bird-recordings-extended-n-z",
+# Pre-training sources that are datasets, not competitions (lib.competitions' pretrain_sources
+# names them; every other name there is a competition slug).
+PRETRAIN_DATASETS = {
+    "xeno-canto-extended": (
+        "rohanrao/xeno-canto-bird-recordings-extended-a-m",
+        "rohanrao/xeno-canto-bird-recordings-extended-n-z",
+    ),
+}
+
+
+def kernel_table(competition: str = DEFAULT_COMPETITION) -> dict[str, KernelSpec]:
+    """The one table of per-kernel settings, for a competition's profile (lib/competitions.py).
+
+    A code-competition submission must run offline. The training notebook pre-trains on the
+    profile's earlier competitions and Xeno-canto extended (optional in the notebook; attaching
+    past competitions needs their rules accepted on Kaggle), attached oldest first.
+    """
+    year = profile(competition)
+    oldest_first = tuple(reversed(year.pretrain_sources))
+    return {
+        "train": KernelSpec(
+            f"{year.slug}-sed-train",
+            f"{year.title} SED Train",
+            enable_gpu=True,
+            enable_internet=True,
+            competitions=(year.slug,),
+            machine_shape=MACHINE_SHAPE_T4X2,  # two T4s: the two-process training
+            pretrain_competitions=tuple(s for s in oldest_first if s not in PRETRAIN_DATASETS),
+            pretrain_datasets=tuple(d for s in oldest_first for d in PRETRAIN_DATASETS.get(s, ())),
+            resumable=True,  # --resume attaches its own earlier output
         ),
-        resumable=True,  # --resume attaches its own earlier output
-    ),
-    "infer": KernelSpec(
-        "birdclef-2023-sed-infer",
-        "BirdCLEF 2023 SED Infer",
-        enable_gpu=False,
-        enable_internet=False,
-        datasets=("models", "wheels"),
-    ),
-}
-DATASETS: dict[str, DatasetSpec] = {
-    "models": DatasetSpec(MODELS_DATASET_SLUG, "BirdCLEF 2023 SED Models"),
-    "wheels": DatasetSpec(WHEELS_DATASET_SLUG, "BirdCLEF 2023 onnxruntime Wheels"),
-}
+        "infer": KernelSpec(
+            f"{year.slug}-sed-infer",
+            f"{year.title} SED Infer",
+            enable_gpu=False,
+            enable_internet=False,
+            datasets=("models", "wheels"),
+            competitions=(year.slug,),
+        ),
+    }
+
+
+def dataset_table(competition: str = DEFAULT_COMPETITION) -> dict[str, DatasetSpec]:
+    """The owner's datasets of a competition's build (slugs shared with the notebooks)."""
+    title = profile(competition).title
+    return {
+        "models": DatasetSpec(models_dataset_slug(competition), f"{title} SED Models"),
+        "wheels": DatasetSpec(wheels_dataset_slug(competition), f"{title} onnxruntime Wheels"),
+    }
+
+
+KERNELS = kernel_table()  # the default competition's tables
+DATASETS = dataset_table()
 
 
 def _json_object(text: str) -> dict:
@@ -92,6 +114,14 @@ def _json_object(text: str) -> dict:
 
 
 def _add_build_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--competition", default=DEFAULT_COMPETITION, choices=list(PROFILES),
+        metavar="SLUG",
+        help="the BirdCLEF year to build for (lib/competitions.py PROFILES: "
+        f"{', '.join(PROFILES)}): kernel ids, titles, datasets, sources, the notebooks' "
+        "COMPETITION setting, the rehearsal's synthetic layout and metric "
+        "(default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument(
         "--kernels-dir", default=str(REPO / "kernels"),
         help="folder of jupytext py:percent kernel sources (default: %(default)s)",
@@ -135,7 +165,7 @@ def _add_build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-pretrain-sources", dest="pretrain_sources", action="store_false",
         help="leave the optional pre-training sources out of the training notebook's metadata "
-        "(the 2020-2022 competitions, whose rules must be accepted on Kaggle, and Xeno-canto "
+        "(the earlier competitions, whose rules must be accepted on Kaggle, and Xeno-canto "
         "extended): it then fine-tunes from ImageNet weights only",
     )  # fmt: skip
     parser.add_argument(
@@ -158,14 +188,15 @@ def _add_rehearsal_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--min-score", type=float, default=None,
-        help="rehearsal: exit 1 when the submission's padded cmAP on the synthetic truth is "
-        "below this (default: 0.90; with --hard 0.40)",
+        help="rehearsal: exit 1 when the submission's score (the competition's metric) on the "
+        "synthetic truth is below this (default: padded cmAP 0.90 (2023), ROC-AUC 0.70 "
+        "(2024-2026); with --hard 0.40)",
     )  # fmt: skip
     parser.add_argument(
         "--hard", action="store_true",
         help="rehearse on the hard synthetic setting (BirdCLEF's domain shift: noisy overlapping "
-        "soundscapes, look-alike, rare and absent species, pre-training sources); "
-        "--rehearse-spec then takes workbench.synthetic.hard.HardSpec fields",
+        "soundscapes, look-alike, rare and absent species, pre-training sources; 2023's layout "
+        "only); --rehearse-spec then takes workbench.synthetic.hard.HardSpec fields",
     )  # fmt: skip
     parser.add_argument(
         "--workdir", default=str(REPO / "work" / "rehearsal"),
@@ -209,7 +240,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build_from_args(args: argparse.Namespace) -> dict[str, Path]:
     """The build the command line asks for, with the tables above."""
     return build(
-        kernels=KERNELS, datasets=DATASETS, kernels_dir=Path(args.kernels_dir),
+        kernels=kernel_table(args.competition), datasets=dataset_table(args.competition),
+        competition=args.competition, kernels_dir=Path(args.kernels_dir),
         lib_dir=Path(args.lib_dir), out=Path(args.out), wheel_cache=Path(args.wheel_cache),
         owner=args.owner, models_from=args.models_from and Path(args.models_from),
         fetch_wheels=args.wheels,
@@ -222,29 +254,27 @@ def build_from_args(args: argparse.Namespace) -> dict[str, Path]:
 
 def rehearse_from_args(args: argparse.Namespace, folders: dict[str, Path]) -> int:
     """Run the rehearsal the command line asks for; exit code 1 below --min-score."""
-    from workbench.rehearsal import (
-        REHEARSAL_HARD_MIN_SCORE,
-        REHEARSAL_MIN_SCORE,
-        RehearsalOptions,
-        rehearse,
-    )
+    from lib.run_dir import metric_label
+    from workbench.rehearsal import RehearsalOptions, default_min_score, rehearse
 
     options = RehearsalOptions(
         workdir=Path(args.workdir), wheel_cache=Path(args.wheel_cache),
         config_overrides=args.rehearse_config, spec_overrides=args.rehearse_spec,
         cell_timeout=args.cell_timeout, hard=args.hard, kaggle_image=args.kaggle_image,
+        competition=args.competition,
     )  # fmt: skip
     min_score = args.min_score
     if min_score is None:
-        min_score = REHEARSAL_HARD_MIN_SCORE if args.hard else REHEARSAL_MIN_SCORE
+        min_score = default_min_score(args.competition, args.hard)
+    metric = metric_label(profile(args.competition).metric)
     result = rehearse(folders, options)
     if result.score < min_score:
         print(
-            f"rehearsal FAILED: padded cmAP {result.score:.4f} < --min-score {min_score}",
+            f"rehearsal FAILED: {metric} {result.score:.4f} < --min-score {min_score}",
             file=sys.stderr,
         )
         return 1
-    print(f"rehearsal passed: padded cmAP {result.score:.4f} >= {min_score}")
+    print(f"rehearsal passed: {metric} {result.score:.4f} >= {min_score}")
     return 0
 
 

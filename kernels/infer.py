@@ -11,10 +11,11 @@
 # ---
 
 # %% [markdown]
-# # BirdCLEF 2023: offline inference (SED fold models as optimised ONNX, CPU workers)
+# # BirdCLEF: offline inference (SED fold models as optimised ONNX, CPU workers)
 #
 # Predicts every 5-second window of the test soundscapes with every fold model and writes
-# `submission.csv`. A deadline guard keeps the run inside the time budget (fewer folds, then
+# `submission.csv`. `COMPETITION` picks the year: its test folder, file length and CPU limit
+# come from its profile. A deadline guard keeps the run inside the time budget (fewer folds, then
 # fallback rows) and bad audio never stops it: a complete, valid submission is always written.
 #
 # ## Settings
@@ -25,8 +26,8 @@ SETTINGS = dict(
     infer_processes=4,  # worker processes (Kaggle: 4 cores); fitted to the cores found
     infer_threads=1,  # model threads per worker (processes x threads <= cores)
     infer_batch_size=1,  # windows per model call (1 ran fastest, least memory)
-    time_budget_minutes=110.0,  # the guard ends the run by then (Kaggle's limit: 120)
 )
+COMPETITION = "birdclef-2023"  # the year (lib/competitions.py); build_kernels.py --competition
 
 # %%
 import json
@@ -34,26 +35,31 @@ import logging
 
 from IPython.display import display
 
+from lib.competitions import profile, profile_settings
 from lib.config import Config
 from lib.guard import budget_started_at
 from lib.infer_workers import available_cores
 from lib.paths import (
-    MODELS_DATASET_SLUG,
-    WHEELS_DATASET_SLUG,
     find_competition,
     find_dataset,
+    models_dataset_slug,
+    wheels_dataset_slug,
     working_root,
 )
 
 STARTED_AT = budget_started_at()  # from the kernel's start, as Kaggle counts
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True)
-CONFIG = Config.from_env(SETTINGS)  # SETTINGS, then $BIRDCLEF_CONFIG on top
-SOUNDSCAPES = find_competition() / "test_soundscapes"
-MODELS_DIR = find_dataset(MODELS_DATASET_SLUG, required_file="classes.json")
+PROFILE = profile(COMPETITION)  # time budget (CPU limit - 10 min), test file length
+CONFIG = Config.from_env({**profile_settings(PROFILE), **SETTINGS})  # then $BIRDCLEF_CONFIG
+SOUNDSCAPES = find_competition(slug=COMPETITION) / PROFILE.test_dir
+MODELS_DIR = find_dataset(models_dataset_slug(COMPETITION), required_file="classes.json")
 WORKING = working_root()
 WORKING.mkdir(parents=True, exist_ok=True)
 print(f"soundscapes: {SOUNDSCAPES} ({len(list(SOUNDSCAPES.glob('*.ogg')))} files)")
 print(f"models: {MODELS_DIR} ({sorted(p.name for p in MODELS_DIR.glob('fold*'))})")
+print(
+    f"{PROFILE.title}: budget {CONFIG.time_budget_minutes:.0f} of {PROFILE.cpu_limit_minutes} min"
+)
 print(f"cores: {available_cores()}; settings: {json.dumps(SETTINGS)}")
 
 # %% [markdown]
@@ -68,7 +74,7 @@ from lib.infer import choose_engine, engine_line, load_bundle
 from lib.onnxruntime_setup import install_onnxruntime
 
 try:
-    WHEELS_DIR = find_dataset(WHEELS_DATASET_SLUG, required_file="onnxruntime-*.whl")
+    WHEELS_DIR = find_dataset(wheels_dataset_slug(COMPETITION), required_file="onnxruntime-*.whl")
 except FileNotFoundError as err:
     WHEELS_DIR = None  # fine where onnxruntime is already installed; else PyTorch runs the folds
     print(f"no wheels dataset: {err}")

@@ -11,12 +11,14 @@
 # ---
 
 # %% [markdown]
-# # BirdCLEF 2023: SED training (pre-train → fine-tune, 5 folds, ONNX export)
+# # BirdCLEF: SED training (pre-train → fine-tune, 5 folds, ONNX export)
 #
-# The 24th-place recipe: an `efficientnet_b0` SED model on 256-mel log-mel images of 5-second
-# clips, pre-trained on the older BirdCLEF / Xeno-canto data when attached, fine-tuned on the
-# 2023 species fold by fold, and exported to ONNX for the inference notebook. Change the
-# settings in the next cell; the library (folded code cells, one per module) needs no edits.
+# The 24th-place recipe of BirdCLEF 2023: an `efficientnet_b0` SED model on 256-mel log-mel
+# images of 5-second clips, pre-trained on the earlier BirdCLEF / Xeno-canto data when attached,
+# fine-tuned on the competition's classes fold by fold, and exported to ONNX for the inference
+# notebook. `COMPETITION` picks the year (its files, classes, sources and metric come from
+# its profile); change the settings in the next cell; the library (folded code cells, one per
+# module) needs no edits.
 #
 # ## Settings
 # The recipe's values. `$BIRDCLEF_CONFIG` (a JSON object) overrides any of them without an edit
@@ -43,12 +45,13 @@ SETTINGS = dict(
     plan_warmup_steps=20,  # uncounted training steps that time the GPU (0: skip)
 )
 PRETRAIN = True  # pre-train first when the older sources are attached
-PRETRAIN_VALID_FOLD = 0  # pre-training is validated on this fold of the 2023 data
+PRETRAIN_VALID_FOLD = 0  # pre-training is validated on this fold of the competition's data
 TIME_BUDGET_HOURS = 11.0  # stop at an epoch boundary after this; run again to continue
 NPROC = None  # training processes; None: one per visible GPU (1 on the CPU)
 NOISE_DATASET = None  # slug of an attached dataset of background-noise recordings, if any
-RESUME_FROM = "birdclef-2023-sed-train"  # earlier output to resume; "owner/slug" picks one of two
 CACHE_DIR = None  # None: a temporary folder; under /kaggle/working it survives a resume
+COMPETITION = "birdclef-2023"  # the year (lib/competitions.py); build_kernels.py --competition
+RESUME_FROM = f"{COMPETITION}-sed-train"  # earlier output to resume; "owner/slug" picks one
 
 # %%
 import contextlib
@@ -58,17 +61,19 @@ import time
 import pandas as pd
 from IPython.display import Image, display
 
+from lib.competitions import profile, profile_settings
 from lib.config import Config
 from lib.noise import find_noise_bank
 from lib.paths import find_competition, find_dataset, find_notebook_output, input_root, working_root
 from lib.report import run_species_report
-from lib.run_dir import pretraining_table
-from lib.sources import class_list, make_folds, read_birdclef2023, read_sources
+from lib.run_dir import metric_label, pretraining_table
+from lib.sources import class_list, make_folds, read_competition, read_sources, training_classes
 from lib.throughput import StageData, make_training_plan
 from lib.train_folds import run_training
 
 STARTED = time.time()
-CONFIG = Config.from_env(SETTINGS)  # SETTINGS, then $BIRDCLEF_CONFIG on top
+PROFILE = profile(COMPETITION)  # the year's files, classes, sources, metric
+CONFIG = Config.from_env({**profile_settings(PROFILE), **SETTINGS})  # then $BIRDCLEF_CONFIG
 INPUT, WORKING = input_root(), working_root()
 RUNS = WORKING / "runs"
 DEADLINE = STARTED + TIME_BUDGET_HOURS * 3600
@@ -78,8 +83,8 @@ print("changed from the recipe:", {k: v for k, v in CONFIG.to_dict().items() if 
 
 # %% [markdown]
 # ## Inputs
-# The competition (required); the pre-training sources `birdsong-recognition`, `birdclef-2021`,
-# `birdclef-2022` and the Xeno-canto extended A-M / N-Z datasets (optional: without them the
+# The competition (required); the pre-training sources of its profile, the earlier BirdCLEF
+# competitions and the Xeno-canto extended A-M / N-Z datasets (optional: without them the
 # folds start from ImageNet weights); background noise (2021's `nocall` soundscape windows, plus
 # `NOISE_DATASET`); and this notebook's earlier output to resume from (**Resume**: a session
 # ends after 12 hours; training stops at an epoch boundary before `TIME_BUDGET_HOURS`; attach
@@ -87,11 +92,8 @@ print("changed from the recipe:", {k: v for k, v in CONFIG.to_dict().items() if 
 # continues from its `last.pt`).
 
 # %%
-COMPETITION = find_competition()
-SOURCE_SLUGS = {
-    "birdsong-recognition": ["birdsong-recognition"],
-    "birdclef-2021": ["birdclef-2021"],
-    "birdclef-2022": ["birdclef-2022"],
+COMPETITION_DIR = find_competition(slug=COMPETITION)
+SOURCE_SLUGS = {  # the inputs of a pre-training source; any other is its competition's slug
     "xeno-canto-extended": [
         "xeno-canto-extended",
         "xeno-canto-bird-recordings-extended-a-m",
@@ -99,9 +101,11 @@ SOURCE_SLUGS = {
     ],
 }
 SOURCE_ROOTS = {}
-for name, slugs in SOURCE_SLUGS.items():
+for name in PROFILE.pretrain_sources:
     found = []
-    for slug in slugs:  # competitions: <input>/<slug> or <input>/competitions/<slug>
+    for slug in SOURCE_SLUGS.get(
+        name, [name]
+    ):  # competitions: <input>/<slug> or <input>/competitions/<slug>
         with contextlib.suppress(FileNotFoundError):
             found.append(find_competition(slug=slug))
             continue
@@ -109,7 +113,7 @@ for name, slugs in SOURCE_SLUGS.items():
             found.append(find_dataset(slug))
     if found:
         SOURCE_ROOTS[name] = found
-print(f"competition: {COMPETITION}")
+print(f"competition: {PROFILE.title} at {COMPETITION_DIR}")
 print(f"pre-training sources: {SOURCE_ROOTS or 'none attached'}")
 NOISE_DIRS = [find_dataset(NOISE_DATASET)] if NOISE_DATASET else []
 NOISE_BANK = find_noise_bank(SOURCE_ROOTS.get("birdclef-2021", []), NOISE_DIRS, CONFIG.clip_seconds)
@@ -129,13 +133,15 @@ else:
 
 # %% [markdown]
 # ## Data and folds
-# The 2023 recordings in stratified folds; both stages validate on these folds.
+# The competition's recordings in stratified folds (2026: its labelled train-soundscape
+# segments too, each file whole in one fold); both stages validate on these folds. The classes
+# are the submission's columns, in its order.
 
 # %%
-COMP_TABLE = read_birdclef2023(COMPETITION)
+COMP_TABLE = read_competition(PROFILE, COMPETITION_DIR)
 COMP_TABLE = make_folds(COMP_TABLE, CONFIG.n_folds, CONFIG.minor_class_threshold, CONFIG.seed)
-CLASSES = class_list(COMP_TABLE)  # sorted: sample_submission's column order
-print(f"2023: {len(COMP_TABLE)} recordings, {len(CLASSES)} species")
+CLASSES = training_classes(PROFILE, COMPETITION_DIR, COMP_TABLE)
+print(f"{PROFILE.title}: {len(COMP_TABLE)} recordings, {len(CLASSES)} classes")
 display(COMP_TABLE["fold"].value_counts().sort_index().rename("recordings per fold (-1: rare)"))
 
 # %% [markdown]
@@ -167,7 +173,7 @@ print(PLAN.text())
 
 # %% [markdown]
 # ## Stage 1 — pre-training
-# On the older sources (the union of their species), validated on one 2023 fold. Skipped when
+# On the older sources (the union of their species), validated on one competition fold. Skipped when
 # no source is attached: the folds then start from ImageNet weights. Unreadable or silent
 # recordings are skipped, never fatal, and listed in `runs/<stage>/skipped_files.csv`.
 
@@ -193,7 +199,7 @@ else:
 
 # %% [markdown]
 # ## Stage 2 — fine-tuning
-# Every fold (or `folds`) on the 2023 species, from the pre-trained weights when there are any.
+# Every fold (or `folds`) on the competition's classes, from the pre-trained weights if any.
 
 # %%
 FINETUNE_SUMMARY = None
@@ -214,17 +220,17 @@ else:
 
 # %% [markdown]
 # ## Results
-# Per stage: loss and validation padded cmAP per fold, the training history, the recordings
-# skipped, and the per-species report (AP per species, the worst ten, the pairs most confused).
+# Per stage: loss and the validation score per fold (the competition's metric: padded cmAP in
+# 2023, ROC-AUC from 2024), the training history, the recordings skipped, and the per-species
+# report (AP or ROC-AUC per species, the worst ten, the pairs most confused).
 
 # %%
 for stage, summary in (("pretrain", PRETRAIN_SUMMARY), ("finetune", FINETUNE_SUMMARY)):
     if summary is None:
         continue
-    oof, mean = summary.get("oof_cmap"), summary.get("mean_fold_cmap")
-    print(
-        f"{stage}: complete={summary['complete']}, out-of-fold padded cmAP {oof}, fold mean {mean}"
-    )
+    oof, mean = summary.get("oof_score"), summary.get("mean_fold_score")
+    metric = metric_label(summary.get("metric", CONFIG.metric))
+    print(f"{stage}: complete={summary['complete']}, out-of-fold {metric} {oof}, fold mean {mean}")
     if summary.get("folds"):
         display(pd.DataFrame(summary["folds"]).set_index("fold"))
     if (RUNS / stage / "history.png").is_file():
@@ -238,9 +244,9 @@ for stage, summary in (("pretrain", PRETRAIN_SUMMARY), ("finetune", FINETUNE_SUM
             display(listed.head(10))
     if (RUNS / stage / "oof.csv").is_file():
         SPECIES_REPORT = run_species_report(RUNS / stage)
-        SPECIES_REPORT.save(RUNS / stage)  # per_species_ap.csv, confused_pairs.csv, .png
+        SPECIES_REPORT.save(RUNS / stage)  # per-species CSV and plot, confused_pairs.csv
         print(SPECIES_REPORT.text())
-        display(Image(filename=str(RUNS / stage / "per_species_ap.png")))
+        display(Image(filename=str(RUNS / stage / SPECIES_REPORT.plot_name)))
 
 # %% [markdown]
 # ## Export

@@ -33,7 +33,11 @@ PUBLIC_DATASETS = (
     "rohanrao/xeno-canto-bird-recordings-extended-a-m",
     "rohanrao/xeno-canto-bird-recordings-extended-n-z",
 )
-COMPETITIONS = ("birdclef-2023", "birdsong-recognition", "birdclef-2021", "birdclef-2022")
+# Every BirdCLEF year the toolkit builds for (lib.competitions.PROFILES) and the older sources.
+COMPETITIONS = (
+    "birdclef-2023", "birdclef-2024", "birdclef-2025", "birdclef-2026",
+    "birdsong-recognition", "birdclef-2021", "birdclef-2022",
+)  # fmt: skip
 
 
 class ApiError(Exception):

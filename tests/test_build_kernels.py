@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from workbench_support import build_real_table
+from workbench_support import build_real_table, tree_bytes
 
 import build_kernels as bk
 import workbench.rehearsal
+from lib.competitions import PROFILES
 from workbench.rehearsal import RehearsalResult
 
 
@@ -147,3 +148,103 @@ def test_tables_are_the_builders(tmp_path):
     folders, out = build_real_table(tmp_path)
     assert set(folders) == set(bk.KERNELS)
     assert {p.name for p in out.iterdir()} == set(bk.KERNELS) | set(bk.DATASETS)
+
+
+def build_cli(tmp_path, out: str, *argv: str):
+    """`build_kernels.py [argv]` into tmp_path/out as owner me; the out folder."""
+    common = ["--out", str(tmp_path / out), "--wheel-cache", str(tmp_path / "c"), "--owner", "me"]
+    assert bk.main([*common, *argv]) == 0
+    return tmp_path / out
+
+
+def kernel_meta(out, name: str) -> dict:
+    return json.loads((out / name / "kernel-metadata.json").read_text())
+
+
+def settings_line(out, name: str) -> str:
+    nb = json.loads((out / name / f"{name}.ipynb").read_text())
+    lines = [ln for c in nb["cells"] for ln in "".join(c["source"]).splitlines()]
+    (line,) = [ln for ln in lines if ln.startswith("COMPETITION = ")]
+    return line
+
+
+@pytest.mark.parametrize("slug", list(PROFILES))
+def test_each_competition_builds_its_ids_sources_datasets_and_setting(tmp_path, slug):
+    out = build_cli(tmp_path, "b", "--competition", slug)
+    year = PROFILES[slug]
+    train, infer = kernel_meta(out, "train"), kernel_meta(out, "infer")
+    assert train["id"] == f"me/{slug}-sed-train" and infer["id"] == f"me/{slug}-sed-infer"
+    assert train["title"] == f"{year.title} SED Train" and year.title[-4:] in infer["title"]
+    older = [s for s in year.pretrain_sources if s != "xeno-canto-extended"]
+    assert train["competition_sources"] == [slug, *reversed(older)]  # the year, then oldest first
+    assert infer["competition_sources"] == [slug]
+    assert infer["dataset_sources"] == [f"me/{slug}-sed-models", f"me/{slug}-onnxruntime-wheels"]
+    for folder, suffix in (("models", "sed-models"), ("wheels", "onnxruntime-wheels")):
+        meta = json.loads((out / folder / "dataset-metadata.json").read_text())
+        assert meta["id"] == f"me/{slug}-{suffix}"
+    for name in ("train", "infer"):
+        line = settings_line(out, name)
+        assert line.split("#")[0].strip() == f'COMPETITION = "{slug}"'
+    assert json.loads((out / "build.json").read_text()) == {"competition": slug}
+    # the training notebook resumes from its own kernel's output by default
+    namespace = {}
+    exec(settings_line(out, "train").split("#")[0], namespace)
+    nb = json.loads((out / "train" / "train.ipynb").read_text())
+    (resume,) = [ln for c in nb["cells"] for ln in "".join(c["source"]).splitlines()
+                 if ln.startswith("RESUME_FROM = ")]  # fmt: skip
+    exec(resume, namespace)
+    assert namespace["RESUME_FROM"] == train["id"].split("/")[1]
+
+
+def test_2023_metadata_is_what_the_toolkit_always_built(tmp_path):
+    out = build_cli(tmp_path, "b")
+    train = kernel_meta(out, "train")
+    assert (train["id"], train["title"]) == (
+        "me/birdclef-2023-sed-train",
+        "BirdCLEF 2023 SED Train",
+    )
+    assert train["competition_sources"] == [
+        "birdclef-2023",
+        "birdsong-recognition",
+        "birdclef-2021",
+        "birdclef-2022",
+    ]
+    assert train["dataset_sources"] == [
+        "rohanrao/xeno-canto-bird-recordings-extended-a-m",
+        "rohanrao/xeno-canto-bird-recordings-extended-n-z",
+    ]
+    models = json.loads((out / "models" / "dataset-metadata.json").read_text())
+    assert (models["id"], models["title"]) == (
+        "me/birdclef-2023-sed-models",
+        "BirdCLEF 2023 SED Models",
+    )
+
+
+def test_default_build_is_the_2023_build_byte_for_byte(tmp_path):
+    default = tree_bytes(build_cli(tmp_path, "default"))
+    explicit = tree_bytes(build_cli(tmp_path, "explicit", "--competition", "birdclef-2023"))
+    assert default == explicit and "train/train.ipynb" in default
+    other = tree_bytes(build_cli(tmp_path, "other", "--competition", "birdclef-2026"))
+    assert other["train/train.ipynb"] != default["train/train.ipynb"]
+
+
+def test_unknown_competition_lists_the_known_ones(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        bk.main(["--competition", "birdclef-2030", "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "birdclef-2030" in err
+    assert all(slug in err for slug in PROFILES)
+    assert not (tmp_path / "b").exists()
+
+
+def test_min_score_defaults_follow_the_metric(tmp_path, monkeypatch, capsys):
+    """ROC-AUC years get their own bar; a 0.85 passes there and fails 2023's padded cmAP."""
+    monkeypatch.setattr(
+        workbench.rehearsal, "rehearse", lambda folders, options: RehearsalResult(0.85, 1, 1, 1, 1)
+    )
+    argv = ["--out", str(tmp_path / "b"), "--wheel-cache", str(tmp_path / "c"), "--owner", "x",
+            "--rehearse", "--workdir", str(tmp_path / "w")]  # fmt: skip
+    assert bk.main([*argv, "--competition", "birdclef-2025"]) == 0
+    assert "rehearsal passed: ROC-AUC 0.8500 >= 0.7" in capsys.readouterr().out
+    assert bk.main(argv) == 1
+    assert "padded cmAP 0.8500 < --min-score 0.9" in capsys.readouterr().err

@@ -130,7 +130,8 @@ def test_the_torchrun_script_is_made_from_the_library_cells(notebooks, monkeypat
             break
     script = library_script(namespace["ddp_main"], "ddp_main()")
     modules = LIB_CELL_HEADER_RE.findall(script)
-    assert len(modules) == len(history) - 1 and "lib/config.py" in modules[0]
+    assert len(modules) == len(history) - 1 and modules[0] in history[1]  # from the first cell
+    assert any("lib/config.py" in module for module in modules)
     assert "from lib" not in script and "import lib" not in script
     assert len(re.findall(r"^from __future__ ", script, re.M)) == 1
     module = types.ModuleType("train_ddp_script")  # the script's library runs on its own

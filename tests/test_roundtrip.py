@@ -287,3 +287,35 @@ def test_infer_before_its_datasets_exist_names_the_push_to_run(out, tmp_path, ca
     assert code == 1 and f"{stub.username}/{MODELS} is not on Kaggle" in err
     assert "python build_kernels.py push models" in err
     assert "kernels.KernelsApiService/SaveKernel" not in stub.calls
+
+
+def test_push_and_submit_use_the_competition_the_build_was_made_for(tmp_path, capsys):
+    """A --competition birdclef-2025 build: the push attaches 2025 and its predecessors, the
+    submission goes to birdclef-2025 (read back from the build's build.json)."""
+    out = tmp_path / "build"
+    argv = ["--competition", "birdclef-2025", "--out", str(out), "--wheel-cache",
+            str(tmp_path / "no-wheels"), "--owner", OWNER_PLACEHOLDER]  # fmt: skip
+    assert bk.main(argv) == 0
+    (out / "wheels" / "onnxruntime-0-cp312-none-any.whl").write_bytes(b"wheel")
+    train_ref, infer_ref = "birdclef-2025-sed-train", "birdclef-2025-sed-infer"
+    outputs = {train_ref: train_output(), infer_ref: OUTPUTS[INFER]}
+    with KaggleStub(kernel_outputs=outputs, faults=Faults(kernel_polls=0)) as stub:
+        for command, name in [("push", "wheels"), ("push", "train"), ("status", "train"),
+                              ("fetch", None), ("push", "models"), ("push", "infer")]:  # fmt: skip
+            code, said = run(stub, tmp_path, out, command, name)
+            assert code == 0, f"{command} {name}: {said}\n{capsys.readouterr().err}"
+        code, said = run(stub, tmp_path, out, "submit")
+        assert code == 0, capsys.readouterr().err
+    user = stub.username
+    train = stub.kernel_request(f"{user}/{train_ref}")
+    assert train["competitionDataSources"][0] == "birdclef-2025"
+    assert {"birdclef-2024", "birdclef-2023"} <= set(train["competitionDataSources"])
+    infer = stub.kernel_request(f"{user}/{infer_ref}")
+    assert infer["competitionDataSources"] == ["birdclef-2025"]
+    assert infer["datasetDataSources"] == [
+        f"{user}/birdclef-2025-sed-models",
+        f"{user}/birdclef-2025-onnxruntime-wheels",
+    ]
+    (submission,) = stub.submissions.values()
+    assert submission.competition == "birdclef-2025" and submission.kernel == f"{user}/{infer_ref}"
+    assert "to birdclef-2025" in said

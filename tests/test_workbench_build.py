@@ -14,8 +14,20 @@ import shutil
 
 import nbformat
 import pytest
-from workbench_support import GOLDEN, REPO, build_demo, build_into, read_nb, tree_bytes, write
+from workbench_support import (
+    DEMO_DATASETS,
+    DEMO_TABLE,
+    GOLDEN,
+    PLACEHOLDER_KERNEL,
+    REPO,
+    build_demo,
+    build_into,
+    read_nb,
+    tree_bytes,
+    write,
+)
 
+from workbench.build import build_competition
 from workbench.errors import BuildError
 from workbench.inline import lib_imports_left
 from workbench.metadata import KernelSpec
@@ -77,3 +89,23 @@ def test_real_kernels_build_self_contained(tmp_path):
         assert (folders[name] / f"{name}.ipynb").read_bytes() == (
             again[name] / f"{name}.ipynb"
         ).read_bytes()
+
+
+def test_a_competition_build_needs_the_settings_line(tmp_path):
+    """--competition writes the notebook's `COMPETITION = "..."` line; a kernel without one
+    cannot follow it, so the build fails naming the kernel and the fix."""
+    kernels = tmp_path / "kernels"
+    write(kernels / "demo.py", PLACEHOLDER_KERNEL)
+    with pytest.raises(BuildError, match=r"demo\.py: 0 settings lines `COMPETITION"):
+        build_into(tmp_path, kernels=DEMO_TABLE, datasets=DEMO_DATASETS, kernels_dir=kernels,
+                   owner="me", competition="birdclef-2024")  # fmt: skip
+    write(
+        kernels / "demo.py",
+        '# %%\nCOMPETITION = "birdclef-2023"  # the year\n' + PLACEHOLDER_KERNEL,
+    )
+    folders = build_into(tmp_path, kernels=DEMO_TABLE, datasets=DEMO_DATASETS,
+                         kernels_dir=kernels, owner="me", competition="birdclef-2024")  # fmt: skip
+    text = (folders["demo"] / "demo.ipynb").read_text()
+    assert 'COMPETITION = \\"birdclef-2024\\"  # the year' in text and "birdclef-2023" not in text
+    assert build_competition(tmp_path / "build") == "birdclef-2024"
+    assert build_competition(tmp_path / "nowhere") == "birdclef-2023"  # builds before build.json

@@ -16,7 +16,8 @@ from conftest import TINY_BACKBONE
 from workbench_support import REPO, build_into, write
 
 import build_kernels as bk
-from lib.metric import padded_cmap
+from lib.competitions import profile
+from lib.metric import padded_cmap, roc_auc
 from lib.onnxruntime_setup import ONNXRUNTIME_VERSION
 from lib.paths import MODELS_DATASET_SLUG, WHEELS_DATASET_SLUG
 from workbench.errors import BuildError
@@ -25,6 +26,8 @@ from workbench.rehearsal import (
     HIDDEN_TEST_WINDOWS,
     REHEARSAL_INFER_CONFIG,
     RehearsalOptions,
+    default_min_score,
+    hidden_test_windows,
     make_synthetic,
     prepare_workdir,
     projected_minutes,
@@ -322,3 +325,47 @@ def test_full_rehearsal_reaches_min_score(tmp_path, capsys):
     argv = ["--out", str(tmp_path / "build"), "--workdir", str(tmp_path / "w"), "--rehearse"]
     assert bk.main(argv) == 0, capsys.readouterr().err
     assert "rehearsal passed: padded cmAP" in capsys.readouterr().out
+
+
+def test_hard_setting_outside_2023_is_refused_before_anything_runs(tmp_path):
+    folders = {"train": tmp_path, "infer": tmp_path}
+    with pytest.raises(BuildError, match="--hard --competition birdclef-2025: .* only"):
+        rehearse(folders, options(tmp_path, hard=True, competition="birdclef-2025"))
+    assert not (tmp_path / "w").exists()
+
+
+def test_each_year_has_its_bar_and_hidden_test():
+    assert default_min_score("birdclef-2023") == 0.90 and default_min_score("birdclef-2026") < 0.9
+    assert default_min_score("birdclef-2024", hard=True) == 0.40  # only ever reached for 2023
+    assert hidden_test_windows(profile("birdclef-2023")) == HIDDEN_TEST_WINDOWS
+    assert hidden_test_windows(profile("birdclef-2024")) == 1100 * 48
+    assert hidden_test_windows(profile("birdclef-2025")) == 700 * 12
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_INFER, reason="no kernels/infer.py")
+def test_reduced_rehearsal_of_2026_scores_roc_auc_and_keeps_numeric_labels(tmp_path, capsys):
+    """`--rehearse --competition birdclef-2026`, reduced (1 epoch, 2 folds): the 2026 layout
+    (train.csv, taxonomy order, labelled soundscape segments, 1-minute test files named like
+    BC2026_Test_...) runs through both real notebooks; the score is ROC-AUC recomputed from
+    the submission, and the numeric iNat ids and the sonotype are columns of its header."""
+    argv = ["--competition", "birdclef-2026", "--out", str(tmp_path / "b"), "--owner", "me",
+            "--wheel-cache", str(WHEEL_CACHE), "--rehearse", "--workdir", str(tmp_path / "w"),
+            "--min-score", "0",
+            "--rehearse-spec", json.dumps({"n_soundscapes": 2, "recordings_per_species": [4, 5]}),
+            "--rehearse-config", json.dumps({"epochs": 1, "n_folds": 2, "minor_class_threshold": 1,
+                                             "n_mels": 32})]  # fmt: skip
+    assert bk.main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    work = tmp_path / "w"
+    submission_path = work / "working" / "infer" / "submission.csv"
+    header = submission_path.read_text().splitlines()[0].split(",")
+    assert {"41778", "1139490", "47158son16"} <= set(header)  # as in train.csv, not 41778.0
+    submission = pd.read_csv(submission_path)
+    solution = pd.read_csv(work / "solution.csv")
+    assert len(submission) == 2 * 12 and submission.row_id.str.startswith("BC2026_Test_").all()
+    expected = roc_auc(solution, submission)
+    assert f"rehearsal passed: ROC-AUC {expected:.4f}" in out
+    assert (work / "input" / "birdclef-2026-sed-models" / "classes.json").is_file()
+    summary = json.loads((work / "working/train/runs/finetune/summary.json").read_text())
+    assert summary["metric"] == "roc_auc"

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 
-from workbench.submission import check_submission, expected_columns
+from workbench.submission import (
+    check_submission,
+    expected_columns,
+    label_problems,
+    rows_per_file_problems,
+)
 
 
 def test_check_submission_reports_each_problem(tmp_path):
@@ -37,3 +42,12 @@ def test_expected_columns_follow_the_sample_submission(tmp_path):
         tmp_path / "sample_submission.csv", index=False
     )
     assert expected_columns(tmp_path, solution) == ["row_id", "a", "b"]
+
+
+def test_rows_per_file_and_labels_in_the_header():
+    sub = pd.DataFrame({"row_id": ["BC_a_5", "BC_a_10", "BC_b_5"]})
+    assert rows_per_file_problems(sub, 2) == ["rows per test file must be 2: BC_b: 1"]
+    assert rows_per_file_problems(sub.iloc[:2], 2) == []
+    assert label_problems(["41778", "abc1"], ["row_id", "41778", "abc1"]) == []
+    problems = label_problems(["41778", "abc1"], ["row_id", "41778.0", "abc1"])
+    assert problems == ["training labels missing from the submission's header: ['41778']"]

@@ -1,11 +1,12 @@
 """The rehearsal: the whole Kaggle loop run locally on a synthetic competition.
 
-Synthetic competition -> training notebook -> models dataset -> offline inference notebook ->
-submission check -> padded cmAP against the synthetic truth, with the projected time of the
-hidden test. Each notebook runs in its own working folder and sees only `input/`, as on Kaggle,
-and in its own throwaway environment (workbench/kaggle_image.py): an overlay on Kaggle's image
-(`--kaggle-image`) or on the builder's venv, without onnxruntime, so what the training notebook
-installs is gone before the inference notebook starts.
+Synthetic competition (in the chosen year's layout) -> training notebook -> models dataset ->
+offline inference notebook -> submission check -> the year's metric (padded cmAP in 2023,
+ROC-AUC from 2024) against the synthetic truth, with the projected time of the hidden test
+against the year's CPU limit. Each notebook runs in its own working folder and sees only
+`input/`, as on Kaggle, and in its own throwaway environment (workbench/kaggle_image.py): an
+overlay on Kaggle's image (`--kaggle-image`) or on the builder's venv, without onnxruntime, so
+what the training notebook installs is gone before the inference notebook starts.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import nbformat
 
-from lib.paths import MODELS_DATASET_SLUG, WHEELS_DATASET_SLUG
+from lib.competitions import DEFAULT_COMPETITION, CompetitionProfile, profile
+from lib.paths import models_dataset_slug, wheels_dataset_slug
 from workbench.errors import BuildError
 from workbench.execute import (
     cell_seconds,
@@ -38,7 +40,12 @@ from workbench.kaggle_image import (
     python_minor,
 )
 from workbench.metadata import copy_models
-from workbench.submission import check_submission, expected_columns
+from workbench.submission import (
+    check_submission,
+    expected_columns,
+    label_problems,
+    rows_per_file_problems,
+)
 from workbench.wheels import copy_wheels, fetch_wheels
 
 REPO = Path(__file__).resolve().parents[1]  # stripped from the notebooks' PYTHONPATH
@@ -77,8 +84,22 @@ REHEARSAL_HARD_TRAIN_CONFIG = {**REHEARSAL_TRAIN_CONFIG, "background_noise_p": 0
 # small model scored 0.39-0.63 across training seeds and tests (benchmarks/RESULTS.md), so the
 # bar sits between: it catches a pipeline that learns nothing, not a 0.05 regression.
 REHEARSAL_HARD_MIN_SCORE = 0.40
-HIDDEN_TEST_WINDOWS = 24_000  # ~200 soundscapes x 120 windows in the scoring run
-KAGGLE_LIMIT_MINUTES = 120
+# ROC-AUC years (2024-2026, workbench/synthetic/years.py layout, the same small model).
+# Measured (2 cores, --rehearse-config '{"folds": [0], "epochs": 60}'): 2024 0.849 (192
+# windows), 2025 0.821, 2026 0.840 (48 windows each); untrained (1 epoch at lr 1e-12) 2026
+# 0.528, chance 0.5. The bar sits between: it catches a pipeline that learns nothing.
+REHEARSAL_ROC_AUC_MIN_SCORE = 0.70
+REHEARSAL_MIN_SCORES = {"padded_cmap": REHEARSAL_MIN_SCORE, "roc_auc": REHEARSAL_ROC_AUC_MIN_SCORE}
+# Hidden test files of each year's scoring run (shared/birdclef-years.md; approximate):
+# the projected time is for this many files of the profile's length.
+HIDDEN_TEST_FILES = {
+    "birdclef-2023": 200,
+    "birdclef-2024": 1100,
+    "birdclef-2025": 700,
+    "birdclef-2026": 600,
+}
+HIDDEN_TEST_WINDOWS = 24_000  # 2023: ~200 soundscapes x 120 windows in the scoring run
+KAGGLE_LIMIT_MINUTES = 120  # 2023's; each year's is its profile's cpu_limit_minutes
 _REHEARSAL_MARK = ".birdclef-rehearsal"
 
 
@@ -114,12 +135,13 @@ class RehearsalOptions:
     spec_overrides: dict = field(default_factory=dict)
     cell_timeout: int = 3600
     hard: bool = False  # the hard setting (HardSpec fields in spec_overrides)
+    competition: str = DEFAULT_COMPETITION  # the year whose layout, metric and limits apply
     kaggle_image: str | None = None  # a kaggle_images.toml entry; None: the builder's venv
 
 
 @dataclass(frozen=True)
 class RehearsalResult:
-    score: float  # padded cmAP of the submission on the synthetic truth
+    score: float  # the year's metric of the submission on the synthetic truth
     windows: int  # rows of the submission
     train_s: float
     infer_s: float
@@ -161,14 +183,45 @@ def synthetic_spec(overrides: dict, hard: bool = False):
         ) from err
 
 
-def make_synthetic(layout: RehearsalLayout, spec_overrides: dict, hard: bool = False) -> Path:
-    """The synthetic competition under input/, its truth moved out of the notebooks' sight."""
+def default_min_score(competition: str = DEFAULT_COMPETITION, hard: bool = False) -> float:
+    """--min-score's default: the hard setting's bar, else the bar of the year's metric."""
+    if hard:
+        return REHEARSAL_HARD_MIN_SCORE
+    return REHEARSAL_MIN_SCORES[profile(competition).metric]
+
+
+def hidden_test_windows(year: CompetitionProfile) -> int:
+    """Windows of the year's scoring run: its hidden test files x rows per file."""
+    return HIDDEN_TEST_FILES[year.slug] * year.rows_per_test_file
+
+
+def check_rehearsable(competition: str, hard: bool) -> CompetitionProfile:
+    """The year's profile; the hard setting exists in 2023's layout only (refused, with why)."""
+    year = profile(competition)
+    if hard and year.slug != DEFAULT_COMPETITION:
+        raise BuildError(
+            f"--hard --competition {year.slug}: the hard setting "
+            f"(workbench/synthetic/hard_competition.py) writes {DEFAULT_COMPETITION}'s layout "
+            f"only. Fix: drop --hard, or rehearse it with --competition {DEFAULT_COMPETITION}."
+        )
+    return year
+
+
+def make_synthetic(
+    layout: RehearsalLayout, spec_overrides: dict, hard: bool = False,
+    competition: str = DEFAULT_COMPETITION,
+) -> Path:  # fmt: skip
+    """The synthetic competition under input/ (2023: make_competition; other years:
+    make_year_competition in their layout), its truth moved out of the notebooks' sight."""
     from workbench.synthetic import make_competition
     from workbench.synthetic.hard_competition import make_hard_competition
+    from workbench.synthetic.years import make_year_competition
 
     spec = synthetic_spec(spec_overrides, hard)
     if hard:
         comp = make_hard_competition(layout.input, spec, truth_dir=layout.root / "hard_truth")
+    elif competition != DEFAULT_COMPETITION:
+        comp = make_year_competition(layout.input, profile(competition), spec)
     else:
         comp = make_competition(layout.input, spec)
     shutil.move(str(layout.input / "solution.csv"), layout.solution)
@@ -242,29 +295,34 @@ def run_kernel(
     return working, seconds
 
 
-def projected_minutes(infer_seconds: float, windows: int, working: Path) -> float:
-    """Minutes the inference notebook would take on the hidden test, from this run.
+def projected_minutes(
+    infer_seconds: float, windows: int, working: Path, hidden_windows: int = HIDDEN_TEST_WINDOWS
+) -> float:
+    """Minutes the inference notebook would take on the hidden test (`hidden_windows`, the
+    year's: hidden_test_windows), from this run.
 
     If the notebook writes working/timing.json ({"windows": n, "seconds": s}, the prediction
-    loop alone), fixed costs are kept apart: total - s + s / n * HIDDEN_TEST_WINDOWS. Otherwise
+    loop alone), fixed costs are kept apart: total - s + s / n * hidden_windows. Otherwise
     all time is treated as per-window (an over-estimate on a tiny test set).
     """
     timing = working / "timing.json"
     if timing.is_file():
         data = json.loads(timing.read_text())
         loop = float(data["seconds"])
-        return (infer_seconds - loop + loop / int(data["windows"]) * HIDDEN_TEST_WINDOWS) / 60
-    return infer_seconds / max(windows, 1) * HIDDEN_TEST_WINDOWS / 60
+        return (infer_seconds - loop + loop / int(data["windows"]) * hidden_windows) / 60
+    return infer_seconds / max(windows, 1) * hidden_windows / 60
 
 
 def rehearse_inputs(
-    layout: RehearsalLayout, train_working: Path, wheel_cache: Path, python: Path | None = None
-) -> None:
-    """Mount the models and wheels datasets under input/ like Kaggle attaches them; the wheels
-    are those for the inference kernel's Python (`python`, default the builder's)."""
-    copy_models(train_working, layout.input / MODELS_DATASET_SLUG)
+    layout: RehearsalLayout, train_working: Path, wheel_cache: Path, python: Path | None = None,
+    competition: str = DEFAULT_COMPETITION,
+) -> None:  # fmt: skip
+    """Mount the competition's models and wheels datasets under input/ like Kaggle attaches
+    them; the wheels are those for the inference kernel's Python (`python`, default the
+    builder's)."""
+    copy_models(train_working, layout.input / models_dataset_slug(competition))
     wheels = fetch_wheels(wheel_cache)  # the build's wheels dataset: every Python's ABI
-    copy_wheels(wheels, layout.input / WHEELS_DATASET_SLUG)
+    copy_wheels(wheels, layout.input / wheels_dataset_slug(competition))
 
 
 def base_environment(kaggle_image: str | None) -> Path:
@@ -281,16 +339,43 @@ def base_environment(kaggle_image: str | None) -> Path:
     return python
 
 
+def submission_problems(
+    competition_dir: Path, year: CompetitionProfile, submission_path: Path, solution,
+    year_layout: bool = True,
+) -> list[str]:  # fmt: skip
+    """What is wrong with the rehearsal's submission.csv: check_submission against the
+    sample submission's columns; then, for a competition in the year's layout
+    (`year_layout`: make_year_competition; 2023's synthetic soundscapes are shorter than
+    the real ones), the year's rows per test file and every training label, read as a string
+    by lib.competitions, in the header."""
+    import pandas as pd
+
+    from lib.competitions import read_train_table
+
+    columns = expected_columns(competition_dir, solution)
+    problems = check_submission(submission_path, columns, solution)
+    if problems or not year_layout:
+        return problems
+    submission = pd.read_csv(submission_path, dtype={"row_id": str})
+    labels = read_train_table(year, competition_dir)[year.label_column].tolist()
+    header = pd.read_csv(submission_path, nrows=0, dtype=str).columns.tolist()
+    problems = rows_per_file_problems(submission, year.rows_per_test_file)
+    return problems + label_problems(labels, header)
+
+
 def rehearse(folders: dict[str, Path], options: RehearsalOptions) -> RehearsalResult:
-    """Run train then offline inference on a synthetic competition; check, score, report."""
+    """Run train then offline inference on a synthetic competition of the year's layout;
+    check the submission, score it with the year's metric, project the hidden test's time."""
     import pandas as pd
 
     from lib.config import Config
-    from lib.metric import padded_cmap
+    from lib.metric import score as metric_score
+    from lib.run_dir import metric_label
 
     missing = [name for name in ("train", "infer") if name not in folders]
     if missing:
         raise BuildError(f"rehearsal needs kernels/{missing[0]}.py (missing: {missing})")
+    year = check_rehearsable(options.competition, options.hard)
     base, spec = REHEARSAL_TRAIN_CONFIG, REHEARSAL_SPEC
     if options.hard:
         base, spec = REHEARSAL_HARD_TRAIN_CONFIG, {}
@@ -302,35 +387,37 @@ def rehearse(folders: dict[str, Path], options: RehearsalOptions) -> RehearsalRe
     spec_overrides = {**spec, **options.spec_overrides}
     synthetic_spec(spec_overrides, options.hard)
     base_python = base_environment(options.kaggle_image)
-    print(f"rehearsal: {thread_settings(os.environ)[1]}")
+    print(f"rehearsal: {year.title}; {thread_settings(os.environ)[1]}")
     layout = prepare_workdir(Path(options.workdir))
     start = time.perf_counter()
-    competition = make_synthetic(layout, spec_overrides, options.hard)
+    competition = make_synthetic(layout, spec_overrides, options.hard, year.slug)
     print(f"rehearsal: synthetic competition in {time.perf_counter() - start:.1f} s")
     timeout = options.cell_timeout
     train_working, train_s = run_kernel(
         "train", folders["train"], layout, train_config, offline=False, cell_timeout=timeout,
         base_python=base_python,
     )  # fmt: skip
-    rehearse_inputs(layout, train_working, Path(options.wheel_cache), base_python)
+    rehearse_inputs(layout, train_working, Path(options.wheel_cache), base_python, year.slug)
     infer_working, infer_s = run_kernel(
         "infer", folders["infer"], layout, REHEARSAL_INFER_CONFIG, offline=True,
         cell_timeout=timeout, base_python=base_python,
     )  # fmt: skip
-    solution = pd.read_csv(layout.solution)
+    solution = pd.read_csv(layout.solution, dtype={"row_id": str})
     submission_path = infer_working / "submission.csv"
-    columns = expected_columns(competition, solution)
-    problems = check_submission(submission_path, columns, solution)
+    problems = submission_problems(
+        competition, year, submission_path, solution, year_layout=year.slug != DEFAULT_COMPETITION
+    )
     if problems:
         raise BuildError(f"rehearsal: {submission_path}: " + "; ".join(problems))
-    submission = pd.read_csv(submission_path)
-    score = padded_cmap(solution, submission)
-    minutes = projected_minutes(infer_s, len(submission), infer_working)
+    submission = pd.read_csv(submission_path, dtype={"row_id": str})
+    score = metric_score(year.metric, solution, submission)
+    hidden = hidden_test_windows(year)
+    minutes = projected_minutes(infer_s, len(submission), infer_working, hidden)
     print(
-        f"rehearsal: padded cmAP {score:.4f} on {len(submission)} windows | train {train_s:.0f} s"
-        f" | infer {infer_s:.0f} s | projected hidden test ({HIDDEN_TEST_WINDOWS} windows) "
-        f"{minutes:.1f} min here with this rehearsal's {backbone}"
-        f" folds ({os.cpu_count()} cores; Kaggle: 4 cores, {KAGGLE_LIMIT_MINUTES} min limit; "
+        f"rehearsal: {metric_label(year.metric)} {score:.4f} on {len(submission)} windows | "
+        f"train {train_s:.0f} s | infer {infer_s:.0f} s | projected hidden test ({hidden} "
+        f"windows) {minutes:.1f} min here with this rehearsal's {backbone}"
+        f" folds ({os.cpu_count()} cores; Kaggle: 4 cores, {year.cpu_limit_minutes} min limit; "
         "the recipe's efficientnet_b0: see benchmarks/RESULTS.md)"
     )
     return RehearsalResult(score, len(submission), train_s, infer_s, minutes)

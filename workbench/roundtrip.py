@@ -29,6 +29,7 @@ from pathlib import Path
 
 from lib.models_dataset import CLASSES_FILE, CONFIG_FILE, fold_file
 from lib.paths import COMPETITION_SLUG
+from workbench.build import build_competition
 from workbench.errors import BuildError
 from workbench.kaggle_cli import (
     AUTH_FIX,
@@ -410,7 +411,8 @@ def run_command(
                 f"access token is set.\nFix: {AUTH_FIX}."
             )
         say(f"Kaggle user: {resolved} (from {origin})")
-        trip = Roundtrip(cli, Path(out), resolved, waits or Waits(), say=say)
+        competition = build_competition(Path(out))  # what the build was made for
+        trip = Roundtrip(cli, Path(out), resolved, waits or Waits(), competition, say=say)
         if command == "push":
             trip.push(name, message)
         elif command == "status":

@@ -13,8 +13,8 @@ def expected_columns(competition: Path, solution) -> list[str]:
     import pandas as pd
 
     sample = competition / "sample_submission.csv"
-    if sample.is_file():
-        return list(pd.read_csv(sample, nrows=0).columns)
+    if sample.is_file():  # header names as written: a numeric label stays "41778"
+        return [str(c) for c in pd.read_csv(sample, nrows=0, dtype=str).columns]
     return list(solution.columns)
 
 
@@ -44,3 +44,24 @@ def check_submission(path: Path, columns: list[str], solution) -> list[str]:
     elif values.size and (values.min() < 0 or values.max() >= 1):
         problems.append(f"probabilities outside [0, 1): min {values.min()}, max {values.max()}")
     return problems
+
+
+def rows_per_file_problems(submission, rows_per_file: int) -> list[str]:
+    """Test files whose row count is not the year's (profile.rows_per_test_file): a file of
+    the year's length has exactly that many 5-second rows."""
+    stems = submission["row_id"].astype(str).str.rsplit("_", n=1).str[0]
+    counts = stems.value_counts()
+    wrong = counts[counts != rows_per_file]
+    if wrong.empty:
+        return []
+    listed = ", ".join(f"{stem}: {n}" for stem, n in wrong.head(3).items())
+    return [f"rows per test file must be {rows_per_file}: {listed}"]
+
+
+def label_problems(train_labels: list[str], columns: list[str]) -> list[str]:
+    """Training labels (read as strings, e.g. the iNat id '41778') missing from the
+    submission's header: a label read as a number would be written as '41778.0' or lost."""
+    missing = sorted(set(train_labels) - set(columns))
+    if not missing:
+        return []
+    return [f"training labels missing from the submission's header: {missing[:5]}"]
