@@ -336,8 +336,10 @@ def cut_soundscapes(
     order and cut into len(stems) files of `seconds` in `out`; returns their solution rows.
 
     Why: the hard test soundscapes keep their content in any year's file length; a cut file
-    may span two source soundscapes (2024's 4 minutes from 2-minute ones).
+    may span two source soundscapes (2024's 4 minutes from 2-minute ones). Cut in name order,
+    so the files in name order hold the soundscapes' windows in order.
     """
+    stems = sorted(stems)
     waves, rows = [], []
     for path in sorted(source.glob("*.ogg")):
         wave = load_audio(path, sample_rate)
@@ -363,8 +365,7 @@ def cut_soundscapes(
         frame = truth.iloc[k * per_file : (k + 1) * per_file].copy()
         frame["row_id"] = [f"{stem}_{WINDOW_SECONDS * (i + 1)}" for i in range(per_file)]
         frames.append(frame)
-    order = sorted(range(len(stems)), key=lambda k: stems[k])
-    return pd.concat([frames[k] for k in order], ignore_index=True)
+    return pd.concat(frames, ignore_index=True)
 
 
 def solution_segments(solution: pd.DataFrame) -> pd.DataFrame:
@@ -410,7 +411,7 @@ def relayout_test(
                           stems, sr)  # fmt: skip
     shutil.rmtree(old)
     cut[["row_id", *classes]].to_csv(root / "solution.csv", index=False)
-    return sorted(stems)
+    return stems
 
 
 def read_sample_rate(folder: Path) -> int:
@@ -467,7 +468,7 @@ def to_year_layout(
                 "(a make_hard_test root)"
             )
         relayout_unlabeled(comp, profile, spare, labels, seed)
-    stems = relayout_test(root, comp, profile, labels, seed)
+    stems = sorted(relayout_test(root, comp, profile, labels, seed))
     (comp / "sample_submission.csv").unlink()
     solution = pd.read_csv(root / "solution.csv", dtype={"row_id": str})
     sample = solution[solution["row_id"].str.startswith(f"{stems[0]}_")].head(3)
