@@ -9,7 +9,9 @@ segments with duplicate rows, test files of the year's length and file-name shap
 The sounds come from the existing generators (`sounds`, `recordings`, `soundscapes`,
 `soundscapes2021`), keyed by their own eBird-like codes; `year_labels` renames those codes to
 the year's labels only in what is written. Small by default: five species, a few seconds per
-recording, two test files of the year's length.
+recording, two test files of the year's length. `make_hard_year_competition` writes the hard
+setting (workbench.synthetic.hard) in the year's layout: `to_year_layout` turns its 2023-layout
+competition into the year's, keeping the hard test soundscapes' content.
 """
 
 from __future__ import annotations
