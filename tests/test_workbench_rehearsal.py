@@ -26,6 +26,7 @@ from workbench.rehearsal import (
     HIDDEN_TEST_WINDOWS,
     REHEARSAL_INFER_CONFIG,
     RehearsalOptions,
+    check_rehearsable,
     default_min_score,
     hidden_test_windows,
     make_synthetic,
@@ -327,16 +328,15 @@ def test_full_rehearsal_reaches_min_score(tmp_path, capsys):
     assert "rehearsal passed: padded cmAP" in capsys.readouterr().out
 
 
-def test_hard_setting_outside_2023_is_refused_before_anything_runs(tmp_path):
-    folders = {"train": tmp_path, "infer": tmp_path}
-    with pytest.raises(BuildError, match="--hard --competition birdclef-2025: .* only"):
-        rehearse(folders, options(tmp_path, hard=True, competition="birdclef-2025"))
-    assert not (tmp_path / "w").exists()
+def test_hard_setting_is_rehearsable_in_every_year():
+    for slug in ("birdclef-2023", "birdclef-2024", "birdclef-2025", "birdclef-2026"):
+        assert check_rehearsable(slug, hard=True) == profile(slug)
 
 
 def test_each_year_has_its_bar_and_hidden_test():
     assert default_min_score("birdclef-2023") == 0.90 and default_min_score("birdclef-2026") < 0.9
-    assert default_min_score("birdclef-2024", hard=True) == 0.40  # only ever reached for 2023
+    assert default_min_score("birdclef-2023", hard=True) == 0.40
+    assert 0.5 < default_min_score("birdclef-2025", hard=True) < default_min_score("birdclef-2025")
     assert hidden_test_windows(profile("birdclef-2023")) == HIDDEN_TEST_WINDOWS
     assert hidden_test_windows(profile("birdclef-2024")) == 1100 * 48
     assert hidden_test_windows(profile("birdclef-2025")) == 700 * 12
@@ -369,3 +369,45 @@ def test_reduced_rehearsal_of_2026_scores_roc_auc_and_keeps_numeric_labels(tmp_p
     assert (work / "input" / "birdclef-2026-sed-models" / "classes.json").is_file()
     summary = json.loads((work / "working/train/runs/finetune/summary.json").read_text())
     assert summary["metric"] == "roc_auc"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_INFER, reason="no kernels/infer.py")
+def test_reduced_hard_rehearsal_of_2025_scores_roc_auc_in_the_years_layout(tmp_path, capsys):
+    """`--rehearse --hard --competition birdclef-2025`, reduced (small HardSpec, 1 epoch, 2
+    folds): the hard soundscapes cut into 1-minute files, the pre-training sources beside the
+    2025 layout; the score is ROC-AUC recomputed from the submission."""
+    spec = {
+        "n_species": 10,
+        "rare_species": 1,
+        "lookalike_pairs": 1,
+        "absent_species": 1,
+        "pretrain_shared": 2,
+        "pretrain_extra_species": 1,
+        "unlisted_species": 1,
+        "recordings_per_species": [6, 6],
+        "pretrain_recordings": [1, 1],
+        "n_soundscapes": 1,
+        "soundscape_seconds": 120.0,
+        "n_noise_soundscapes": 1,
+        "noise_soundscape_seconds": 10.0,
+        "recording_seconds": [5.0, 5.0],
+    }
+    config = {"epochs": 1, "n_folds": 2, "minor_class_threshold": 1, "n_mels": 32}
+    argv = ["--competition", "birdclef-2025", "--out", str(tmp_path / "b"), "--owner", "me",
+            "--wheel-cache", str(WHEEL_CACHE), "--rehearse", "--hard", "--min-score", "0",
+            "--workdir", str(tmp_path / "w"), "--rehearse-spec", json.dumps(spec),
+            "--rehearse-config", json.dumps(config)]  # fmt: skip
+    assert bk.main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    work = tmp_path / "w"
+    assert (work / "input" / "birdclef-2025" / "train.csv").is_file()
+    assert not (work / "input" / "birdclef-2023").exists()
+    submission_path = work / "working" / "infer" / "submission.csv"
+    header = submission_path.read_text().splitlines()[0].split(",")
+    assert {"41778", "1139490", "47158son16"} <= set(header)
+    submission = pd.read_csv(submission_path)
+    solution = pd.read_csv(work / "solution.csv")
+    assert len(submission) == 2 * 12 and submission.row_id.str.startswith("soundscape_").all()
+    expected = roc_auc(solution, submission)
+    assert f"rehearsal passed: ROC-AUC {expected:.4f}" in out

@@ -9,11 +9,14 @@ segments with duplicate rows, test files of the year's length and file-name shap
 The sounds come from the existing generators (`sounds`, `recordings`, `soundscapes`,
 `soundscapes2021`), keyed by their own eBird-like codes; `year_labels` renames those codes to
 the year's labels only in what is written. Small by default: five species, a few seconds per
-recording, two test files of the year's length.
+recording, two test files of the year's length. `make_hard_year_competition` writes the hard
+setting (workbench.synthetic.hard) in the year's layout: `to_year_layout` turns its 2023-layout
+competition into the year's, keeping the hard test soundscapes' content.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import re
 import shutil
@@ -22,8 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lib.audio import write_audio
-from lib.competitions import WINDOW_SECONDS, CompetitionProfile
+from lib.audio import load_audio, write_audio
+from lib.competitions import DEFAULT_COMPETITION, WINDOW_SECONDS, CompetitionProfile
+from workbench.synthetic.hard import HardSpec
+from workbench.synthetic.hard_competition import make_hard_competition, make_hard_test
 from workbench.synthetic.recordings import COMPETITION, make_catalog, metadata_table
 from workbench.synthetic.sounds import render_recording
 from workbench.synthetic.soundscapes import (
@@ -49,6 +54,10 @@ NON_BIRD_LABELS = ("1139490", "41778", "47158son16")
 UNLABELED_FILES = 2
 UNLABELED_SECONDS = 20.0
 _UNLABELED_INDEX = 2024_000  # render/plan streams of unlabeled soundscapes: never the test's
+# The hard setting's unlabeled soundscapes: more draws of its test (this test_seed offset),
+# never the scored ones.
+HARD_SPARE_SEED_OFFSET = 1000
+HARD_SPARE_SOUNDSCAPES = 2
 # 2025 train.csv column order (from public notebooks; unconfirmed), 2026 assumed the same.
 TRAIN_CSV_COLUMNS = [
     "primary_label", "secondary_labels", "type", "filename", "collection", "rating", "url",
@@ -130,21 +139,23 @@ def claim_year_root(root: Path, profile: CompetitionProfile, overwrite: bool) ->
     return comp
 
 
-def train_table(
-    profile: CompetitionProfile, catalog: pd.DataFrame, labels: dict[str, str]
-) -> tuple[pd.DataFrame, dict[int, str]]:
-    """The year's metadata table and each recording's audio path (catalog xc_id -> filename).
+def relabel_train_table(
+    profile: CompetitionProfile, frame: pd.DataFrame, labels: dict[str, str]
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """A metadata table in the 2023 dialect (recordings.metadata_table) in the year's dialect,
+    and each recording's old filename -> its new one.
 
-    Built from the 2023 dialect (recordings.metadata_table), then relabelled; with a collection
-    column the file is `<label>/<collection><id>.ogg`, a non-XC recording has rating 0 (none).
+    Labels renamed; with a collection column the file is `<label>/<collection><id>.ogg`, a
+    non-XC recording has rating 0 (none) and no URL.
     """
-    taxonomy = make_taxonomy(len(labels))
-    frame = metadata_table(COMPETITION, catalog, taxonomy, YEAR_SPEC.sample_rate)
+    frame = frame.copy()
+    old_names = frame["filename"].tolist()
     ids = frame["filename"].str.extract(r"XC(\d+)")[0].astype(int).tolist()
     codes = frame["primary_label"].tolist()
     frame["primary_label"] = [labels[c] for c in codes]
-    secondary = dict(zip(catalog.xc_id, catalog.secondary, strict=True))
-    frame["secondary_labels"] = [str([labels[c] for c in secondary[i]]) for i in ids]
+    frame["secondary_labels"] = [
+        str([labels.get(c, c) for c in ast.literal_eval(s)]) for s in frame["secondary_labels"]
+    ]
     if profile.collections:
         collections = [
             collection_of(labels[c], i, profile) for i, c in zip(ids, codes, strict=True)
@@ -161,17 +172,34 @@ def train_table(
         frame.loc[non_bird, "scientific_name"] = [sci for sci, _ in names]
         frame.loc[non_bird, "common_name"] = [common for _, common in names]
         frame = frame[TRAIN_CSV_COLUMNS]
-    paths = dict(zip(ids, frame["filename"], strict=True))
+    moves = dict(zip(old_names, frame["filename"], strict=True))
     frame = frame.sort_values(["primary_label", "filename"], kind="stable")
-    return frame.reset_index(drop=True), paths
+    return frame.reset_index(drop=True), moves
 
 
-def taxonomy_table(profile: CompetitionProfile, classes: list[str]) -> pd.DataFrame:
+def train_table(
+    profile: CompetitionProfile, catalog: pd.DataFrame, labels: dict[str, str]
+) -> tuple[pd.DataFrame, dict[int, str]]:
+    """The year's metadata table and each recording's audio path (catalog xc_id -> filename):
+    the 2023 dialect (recordings.metadata_table), relabelled."""
+    taxonomy = make_taxonomy(len(labels))
+    frame = metadata_table(COMPETITION, catalog, taxonomy, YEAR_SPEC.sample_rate)
+    table, moves = relabel_train_table(profile, frame, labels)
+    paths = {int(re.search(r"XC(\d+)", old)[1]): new for old, new in moves.items()}
+    return table, paths
+
+
+def taxonomy_table(
+    profile: CompetitionProfile, classes: list[str], ebird: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """eBird_Taxonomy_v2021.csv (2023-24, more species than used) or taxonomy.csv (2025-26,
-    one row per class in the submission's column order)."""
+    one row per class in the submission's column order); bird names from `ebird` (default:
+    make_taxonomy's first species)."""
     if profile.taxonomy_file.startswith("eBird"):
-        return make_taxonomy(len(classes) + 4)
-    birds = make_taxonomy(len(classes)).set_index("SPECIES_CODE")
+        return make_taxonomy(len(classes) + 4) if ebird is None else ebird
+    if ebird is None:
+        ebird = make_taxonomy(len(classes))
+    birds = ebird.set_index("SPECIES_CODE")
     rows = []
     for k, label in enumerate(classes):
         bird = label in birds.index
@@ -300,3 +328,183 @@ def make_year_competition(
         comp / profile.sample_submission_file, index=False
     )
     return comp
+
+
+def cut_soundscapes(
+    source: Path, solution: pd.DataFrame, seconds: int, out: Path, stems: list[str],
+    sample_rate: int,
+) -> pd.DataFrame:  # fmt: skip
+    """The soundscapes in `source` (rows of `solution`, row_id `<stem>_<end>`) joined in name
+    order and cut into len(stems) files of `seconds` in `out`; returns their solution rows.
+
+    Why: the hard test soundscapes keep their content in any year's file length; a cut file
+    may span two source soundscapes (2024's 4 minutes from 2-minute ones). Cut in name order,
+    so the files in name order hold the soundscapes' windows in order.
+    """
+    stems = sorted(stems)
+    waves, rows = [], []
+    for path in sorted(source.glob("*.ogg")):
+        wave = load_audio(path, sample_rate)
+        mine = solution[solution["row_id"].str.rsplit("_", n=1).str[0] == path.stem]
+        if len(wave) != len(mine) * WINDOW_SECONDS * sample_rate:
+            raise ValueError(
+                f"{path}: {len(wave) / sample_rate:.2f} s but {len(mine)} solution rows of "
+                f"{WINDOW_SECONDS} s: use soundscape_seconds that are a multiple of "
+                f"{WINDOW_SECONDS} (HardSpec)"
+            )
+        waves.append(wave)
+        rows.append(mine)
+    wave, truth = np.concatenate(waves), pd.concat(rows, ignore_index=True)
+    per_file, samples = seconds // WINDOW_SECONDS, seconds * sample_rate
+    if len(stems) * per_file > len(truth):
+        raise ValueError(
+            f"{source}: {len(truth) * WINDOW_SECONDS} s of soundscapes cannot fill "
+            f"{len(stems)} files of {seconds} s: raise n_soundscapes or soundscape_seconds"
+        )
+    frames = []
+    for k, stem in enumerate(stems):
+        write_audio(out / f"{stem}.ogg", wave[k * samples : (k + 1) * samples], sample_rate)
+        frame = truth.iloc[k * per_file : (k + 1) * per_file].copy()
+        frame["row_id"] = [f"{stem}_{WINDOW_SECONDS * (i + 1)}" for i in range(per_file)]
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def solution_segments(solution: pd.DataFrame) -> pd.DataFrame:
+    """Solution rows as true segments (filename, start, end, labels as list)."""
+    classes = solution.columns[1:]
+    stems_ends = solution["row_id"].str.rsplit("_", n=1)
+    rows = []
+    for (stem, end), (_, row) in zip(stems_ends, solution.iterrows(), strict=True):
+        found = sorted(c for c in classes if row[c])
+        rows.append((f"{stem}.ogg", int(end) - WINDOW_SECONDS, int(end), found))
+    return pd.DataFrame(rows, columns=["filename", "start", "end", "labels"])
+
+
+def relayout_train(comp: Path, profile: CompetitionProfile, labels: dict[str, str]) -> None:
+    """2023's train_metadata.csv and train_audio in comp, rewritten in the year's dialect."""
+    old_table = comp / "train_metadata.csv"
+    table, moves = relabel_train_table(profile, pd.read_csv(old_table), labels)
+    audio = comp / profile.train_audio_dir
+    for old, new in moves.items():
+        if old != new:
+            (audio / new).parent.mkdir(parents=True, exist_ok=True)
+            (audio / old).rename(audio / new)
+    for folder in sorted(audio.iterdir()):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    old_table.unlink()
+    table.to_csv(comp / profile.metadata_file, index=False)
+
+
+def relayout_test(
+    root: Path, comp: Path, profile: CompetitionProfile, labels: dict[str, str], seed: int
+) -> list[str]:
+    """2023's test_soundscapes and root/solution.csv cut into the year's files; their stems."""
+    solution = pd.read_csv(root / "solution.csv", dtype={"row_id": str}).rename(columns=labels)
+    classes = sorted(labels.values())
+    old = comp / "_2023_test"
+    (comp / "test_soundscapes").rename(old)
+    seconds = solution.shape[0] * WINDOW_SECONDS
+    n = seconds // profile.test_file_seconds
+    stems = stems_like(profile.test_stem_example, n, seed, "hard-test")
+    sr = read_sample_rate(old)
+    cut = cut_soundscapes(old, solution, profile.test_file_seconds, comp / profile.test_dir,
+                          stems, sr)  # fmt: skip
+    shutil.rmtree(old)
+    cut[["row_id", *classes]].to_csv(root / "solution.csv", index=False)
+    return stems
+
+
+def read_sample_rate(folder: Path) -> int:
+    """The sample rate of the first ogg in `folder` (the hard setting writes one rate)."""
+    import soundfile as sf
+
+    return int(sf.info(str(sorted(folder.glob("*.ogg"))[0])).samplerate)
+
+
+def relayout_unlabeled(
+    comp: Path, profile: CompetitionProfile, spare: Path, labels: dict[str, str], seed: int
+) -> None:
+    """The spare soundscapes (a make_hard_test root) as the year's unlabeled soundscapes and
+    (2026) their labelled segments."""
+    solution = pd.read_csv(spare / "solution.csv", dtype={"row_id": str}).rename(columns=labels)
+    source = spare / COMPETITION.folder / "test_soundscapes"
+    n = len(solution) * WINDOW_SECONDS // profile.test_file_seconds
+    stems = stems_like(profile.unlabeled_stem_example, n, seed, "hard-unlabeled")
+    out = comp / profile.unlabeled_soundscapes_dir
+    cut = cut_soundscapes(source, solution, profile.test_file_seconds, out, stems,
+                          read_sample_rate(source))  # fmt: skip
+    if profile.soundscape_labels_file:
+        labelled = soundscape_labels_csv(solution_segments(cut))
+        labelled.to_csv(comp / profile.soundscape_labels_file, index=False)
+
+
+def to_year_layout(
+    root: Path, profile: CompetitionProfile, spare: Path | None = None, seed: int = 0
+) -> Path:
+    """Turn the competition in 2023's layout at root/birdclef-2023 (and root/solution.csv)
+    into `profile`'s layout at root/<slug>; return that folder.
+
+    Labels renamed everywhere (audio folders, tables, taxonomy, sample submission, solution),
+    the test soundscapes cut into the year's file length and name shape, and where the year
+    has them the unlabeled soundscapes (2026: with labelled segments) cut from `spare`, a
+    make_hard_test root of test-like audio never scored. Other folders in root stay.
+    """
+    comp = root / profile.slug
+    if comp.exists():
+        comp.rmdir()  # claim_year_root's empty folder; anything in it is an error
+    (root / COMPETITION.folder).rename(comp)
+    sample = pd.read_csv(comp / "sample_submission.csv", nrows=0)
+    labels = year_labels(profile, sample.columns[1:].tolist())
+    classes = sorted(labels.values())
+    relayout_train(comp, profile, labels)
+    ebird_path = comp / "eBird_Taxonomy_v2021.csv"
+    taxonomy = taxonomy_table(profile, classes, pd.read_csv(ebird_path))
+    ebird_path.unlink()
+    taxonomy.to_csv(comp / profile.taxonomy_file, index=False)
+    if profile.unlabeled_soundscapes_dir:
+        if spare is None:
+            raise ValueError(
+                f"to_year_layout: {profile.slug} has unlabeled soundscapes: pass `spare` "
+                "(a make_hard_test root)"
+            )
+        relayout_unlabeled(comp, profile, spare, labels, seed)
+    stems = sorted(relayout_test(root, comp, profile, labels, seed))
+    (comp / "sample_submission.csv").unlink()
+    solution = pd.read_csv(root / "solution.csv", dtype={"row_id": str})
+    sample = solution[solution["row_id"].str.startswith(f"{stems[0]}_")].head(3)
+    sample.assign(**dict.fromkeys(classes, 0.0)).to_csv(
+        comp / profile.sample_submission_file, index=False
+    )
+    return comp
+
+
+def make_hard_year_competition(
+    root: str | Path,
+    profile: CompetitionProfile,
+    spec: HardSpec = HardSpec(),  # noqa: B008 (frozen: safe as a default)
+    *,
+    truth_dir: str | Path | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """The hard setting (make_hard_competition) with its competition in `profile`'s layout;
+    the pre-training sources, the 2021 noise bank and the truth folder stay as they are
+    (truth: 2023's soundscape names and codes). Returns root/<slug>."""
+    root = Path(root)
+    if profile.slug == DEFAULT_COMPETITION:
+        return make_hard_competition(root, spec, truth_dir=truth_dir, overwrite=overwrite)
+    claim_year_root(root, profile, overwrite)
+    make_hard_competition(root, spec, truth_dir=truth_dir, overwrite=overwrite)
+    spare = root / "_spare_soundscapes"
+    shutil.rmtree(spare, ignore_errors=True)
+    if profile.unlabeled_soundscapes_dir:
+        spare_spec = dataclasses.replace(
+            spec, test_seed=spec.test_seed + HARD_SPARE_SEED_OFFSET,
+            n_soundscapes=HARD_SPARE_SOUNDSCAPES,
+        )  # fmt: skip
+        make_hard_test(spare, spare_spec)
+    try:
+        return to_year_layout(root, profile, spare if spare.exists() else None, spec.seed)
+    finally:
+        shutil.rmtree(spare, ignore_errors=True)
