@@ -190,13 +190,14 @@ def _add_rehearsal_options(parser: argparse.ArgumentParser) -> None:
         "--min-score", type=float, default=None,
         help="rehearsal: exit 1 when the submission's score (the competition's metric) on the "
         "synthetic truth is below this (default: padded cmAP 0.90 (2023), ROC-AUC 0.70 "
-        "(2024-2026); with --hard 0.40)",
+        "(2024-2026); with --hard padded cmAP 0.40, ROC-AUC 0.60)",
     )  # fmt: skip
     parser.add_argument(
         "--hard", action="store_true",
         help="rehearse on the hard synthetic setting (BirdCLEF's domain shift: noisy overlapping "
-        "soundscapes, look-alike, rare and absent species, pre-training sources; 2023's layout "
-        "only); --rehearse-spec then takes workbench.synthetic.hard.HardSpec fields",
+        "soundscapes, look-alike, rare and absent species, pre-training sources; in the "
+        "--competition year's layout); --rehearse-spec then takes workbench.synthetic.hard."
+        "HardSpec fields",
     )  # fmt: skip
     parser.add_argument(
         "--workdir", default=str(REPO / "work" / "rehearsal"),
